@@ -1,0 +1,81 @@
+"""How a simulator behaves: accepted tokens, rate-limit windows, clock, latency and faults.
+
+Everything here is plain data. The fault *rates* can be swapped at runtime
+(``SimulatorServer.set_faults``); the rest is fixed for the life of a server.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from batcher import contract
+from batcher.simulator.faults import FaultRates
+
+DEFAULT_TOKEN = "batcher-simulator-token"
+"""The bearer token a standalone simulator accepts when ``BATCHER_SIM_TOKEN`` is unset."""
+
+TOKEN_ENV_VAR = "BATCHER_SIM_TOKEN"
+"""Environment variable holding the standalone simulator's token(s), comma separated."""
+
+DEFAULT_HANG_S = 3600.0
+APP_WINDOW_SECS = 86_400
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimulatorConfig:
+    """A simulator's settings; defaults are the real endpoint's limits and no faults.
+
+    ``clock_offset_s`` shifts the server's clock (windows, reset headers, ``Date``) against the
+    host's, to test clients that must trust the server's reset rather than their own clock.
+    """
+
+    tokens: frozenset[str]
+    window_secs: int = contract.USER_WINDOW_SECS
+    window_limit: int = contract.USER_WINDOW_LIMIT
+    app_daily_limit: int = contract.APP_DAILY_LIMIT
+    clock_offset_s: float = 0.0
+    latency_s: float = 0.0
+    latency_jitter_s: float = 0.0
+    seed: int = 0
+    fail_5xx_rate: float = 0.0
+    reset_rate: float = 0.0
+    hang_rate: float = 0.0
+    garbage_rate: float = 0.0
+    truncated_rate: float = 0.0
+    no_id_rate: float = 0.0
+    hang_s: float = DEFAULT_HANG_S
+
+    def __post_init__(self) -> None:
+        if isinstance(self.tokens, str):
+            raise TypeError("tokens must be a frozenset of strings, not one string")
+        if self.window_secs < 1 or self.window_limit < 0 or self.app_daily_limit < 0:
+            raise ValueError("window_secs must be >= 1 and limits >= 0")
+        if min(self.latency_s, self.latency_jitter_s, self.hang_s) < 0:
+            raise ValueError("latency_s, latency_jitter_s and hang_s must be >= 0")
+        self.fault_rates()  # validates the rates
+
+    def fault_rates(self) -> FaultRates:
+        """The fault fractions of this config as one object."""
+        return FaultRates(
+            fail_5xx_rate=self.fail_5xx_rate,
+            reset_rate=self.reset_rate,
+            hang_rate=self.hang_rate,
+            garbage_rate=self.garbage_rate,
+            truncated_rate=self.truncated_rate,
+            no_id_rate=self.no_id_rate,
+        )
+
+
+def tokens_from_env(environ: Mapping[str, str] | None = None) -> frozenset[str]:
+    """Tokens from ``BATCHER_SIM_TOKEN`` (comma separated), else ``{DEFAULT_TOKEN}``."""
+    raw = (os.environ if environ is None else environ).get(TOKEN_ENV_VAR, "")
+    tokens = frozenset(t.strip() for t in raw.split(",") if t.strip())
+    return tokens or frozenset({DEFAULT_TOKEN})
+
+
+def redact(token: str) -> str:
+    """A token safe to print: its first few characters and its length, never the whole."""
+    shown = token[: min(4, len(token) // 4)]
+    return f"{shown}…({len(token)} chars)"
