@@ -17,7 +17,7 @@ from batcher.errors import (
     TransportError,
 )
 from batcher.manifest import Manifest, open_manifest
-from batcher.media import inspect_record, sniff_media_type
+from batcher.media import inspect_record
 from batcher.models import (
     ErrorInfo,
     Initialized,
@@ -29,6 +29,7 @@ from batcher.models import (
 )
 from batcher.ratelimit import WindowGate
 from batcher.runner import Job, RunConfig, RunSummary
+from batcher.sniff import sniff_media_type
 
 __version__ = "0.1.0"
 
