@@ -5,7 +5,14 @@ concurrently and under the API's rate limits; one JSON line per row comes back i
 """
 
 from batcher.api import Answer, ClientConfig, InitializeClient, RateLimitInfo
-from batcher.auth import Account, AccountSet, load_default_account
+from batcher.auth import (
+    Account,
+    AccountSet,
+    BearerToken,
+    Credentials,
+    bearer_account,
+    load_default_account,
+)
 from batcher.errors import (
     ApiError,
     BadResponse,
@@ -40,8 +47,10 @@ __all__ = [
     "ApiError",
     "BadResponse",
     "BatcherError",
+    "BearerToken",
     "ClientConfig",
     "ConfigError",
+    "Credentials",
     "ErrorInfo",
     "InitializeClient",
     "InitializeRequest",
@@ -61,6 +70,7 @@ __all__ = [
     "WindowGate",
     "WorkItem",
     "__version__",
+    "bearer_account",
     "inspect_record",
     "load_default_account",
     "open_manifest",

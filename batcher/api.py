@@ -1,29 +1,40 @@
-"""The initialize call: one shared keep-alive session, orjson bodies, answers given a shape.
+"""The initialize call: keep-alive connections, orjson bodies, answers given a shape.
 
-Everything aiohttp can raise is translated into :mod:`batcher.errors` in exactly one place
-(:func:`translate_transport_errors`); everything the server can answer is turned into an
-:class:`Answer` by :func:`classify`, so no caller ever sees raw JSON or an aiohttp exception.
+Requests go through :mod:`batcher.transport` (asyncio transports + aiohttp's C response parser),
+not ``aiohttp.ClientSession``: the session's per-request machinery cost several times the rest
+of the pipeline. Everything the transport can raise is translated into :mod:`batcher.errors` in
+exactly one place (:func:`translate_transport_errors`); everything the server can answer is
+turned into an :class:`Answer` by :func:`classify`, so no caller ever sees raw JSON, a parser
+error or an ``OSError``.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import Final, Self
 
-import aiohttp
 import orjson
+from aiohttp.http_exceptions import (
+    ContentLengthError,
+    HttpProcessingError,
+    TransferEncodingError,
+)
 
 from batcher.contract import DEFAULT_BASE_URL, INITIALIZE_PATH
-from batcher.errors import BadResponse, RequestTimeout, TransportError
+from batcher.errors import BadResponse, ConfigError, RequestTimeout, TransportError
 from batcher.models import ErrorInfo, Initialized, InitializeRequest
+from batcher.transport import ConnectionPool, Origin, RawAnswer, json_post, request_head
 
 DEFAULT_MAX_IN_FLIGHT: Final = 64
 DEFAULT_TIMEOUT_S: Final = 30.0
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10.0
+DEFAULT_KEEPALIVE_S: Final = 15.0
 PROBLEM_SLUG_MARKER: Final = "/2/problems/"
 BODY_EXCERPT_CHARS: Final = 120
 
@@ -40,12 +51,19 @@ SLUG_BY_STATUS: Final[Mapping[int, str]] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientConfig:
-    """How to reach the API: where, how many requests at once, how long to wait."""
+    """How to reach the API: where, how many requests at once, how long to wait.
+
+    ``keepalive_s``: an idle connection older than this is closed, not reused (servers close
+    idle connections on their own schedule; reusing one they are closing costs a resend).
+    ``ssl_context``: for an https ``base_url``; default: the system CAs, verification on.
+    """
 
     base_url: str = DEFAULT_BASE_URL
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     timeout_s: float = DEFAULT_TIMEOUT_S
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S
+    keepalive_s: float = DEFAULT_KEEPALIVE_S
+    ssl_context: ssl.SSLContext | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,11 +79,16 @@ class RateLimitInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
-    """One HTTP answer, classified: ``result`` is the media id or why there is none."""
+    """One HTTP answer, classified: ``result`` is the media id or why there is none.
+
+    ``sent``: HTTP requests it took; 2 when a reused connection closed before answering and the
+    request was resent once on a fresh one (see :mod:`batcher.transport`).
+    """
 
     http_status: int
     result: Initialized | ErrorInfo
     rate: RateLimitInfo
+    sent: int = 1
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
@@ -101,8 +124,12 @@ def _float_header(headers: Mapping[str, str], name: str) -> float | None:
 
 def _date_header(headers: Mapping[str, str]) -> float | None:
     value = headers.get("date")
-    if value is None:
-        return None
+    return None if value is None else _http_date_s(value)
+
+
+@lru_cache(maxsize=4)
+def _http_date_s(value: str) -> float | None:
+    # One Date value per second across every answer: parse it once, not once per answer.
     try:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError):
@@ -213,52 +240,63 @@ def _excerpt(body: bytes) -> str:
 
 @contextmanager
 def translate_transport_errors(url: str) -> Iterator[None]:
-    """The one place where aiohttp's and asyncio's exceptions become batcher's."""
+    """The one place where the transport's exceptions become batcher's."""
     try:
         yield
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except TimeoutError as exc:
         raise RequestTimeout(f"no complete answer from {url} within the timeout") from exc
-    except aiohttp.ClientPayloadError as exc:
+    except (ContentLengthError, TransferEncodingError) as exc:
         raise TransportError(f"the connection to {url} broke mid-answer: {exc}") from exc
-    except aiohttp.ClientResponseError as exc:
-        raise BadResponse(f"malformed HTTP answer from {url}: {exc.message}") from exc
-    except (aiohttp.ClientError, OSError) as exc:
+    except HttpProcessingError as exc:
+        raise BadResponse(f"malformed HTTP answer from {url}: {exc}") from exc
+    except OSError as exc:
+        # ConnectionError, ssl.SSLError (certificate verification included), DNS failures.
         raise TransportError(f"cannot talk to {url}: {exc}") from exc
 
 
 class InitializeClient:
-    """Sends initialize calls over one shared keep-alive session.
+    """Sends initialize calls over a pool of keep-alive connections to the API.
 
-    Use as ``async with InitializeClient(config) as client``; the session and its connector are
-    created inside the running event loop and closed by :meth:`aclose`, which is idempotent.
+    Use as ``async with InitializeClient(config) as client``; the pool is created inside the
+    running event loop and closed by :meth:`aclose`, which is idempotent. At most
+    ``config.max_in_flight`` requests (and connections) at once.
     """
 
-    __slots__ = ("_config", "_session", "_url")
+    __slots__ = ("_config", "_heads", "_origin", "_pool", "_url")
 
     _config: ClientConfig
-    _session: aiohttp.ClientSession | None
+    _heads: dict[str, bytes]
+    _origin: Origin
+    _pool: ConnectionPool | None
     _url: str
 
     def __init__(self, config: ClientConfig) -> None:
         self._config = config
-        self._session = None
+        self._pool = None
         self._url = config.base_url.rstrip("/") + INITIALIZE_PATH
+        try:
+            self._origin = Origin.from_url(self._url)
+        except ValueError as exc:
+            raise ConfigError(f"bad API base URL: {exc}") from None
+        self._heads = {}
 
     def __repr__(self) -> str:
-        state = "open" if self._session is not None else "closed"
+        state = repr(self._pool) if self._pool is not None else "closed"
         return f"<InitializeClient {self._url} max_in_flight={self._config.max_in_flight} {state}>"
 
+    @property
+    def resent(self) -> int:
+        """Requests resent once on a fresh connection after a reused one closed unanswered."""
+        return 0 if self._pool is None else self._pool.resent
+
     async def __aenter__(self) -> Self:
-        connector = aiohttp.TCPConnector(
-            limit=self._config.max_in_flight,
-            limit_per_host=self._config.max_in_flight,
-            keepalive_timeout=60.0,
-        )
-        timeout = aiohttp.ClientTimeout(
-            total=self._config.timeout_s, sock_connect=self._config.connect_timeout_s
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=timeout, raise_for_status=False, auto_decompress=True
+        config = self._config
+        self._pool = ConnectionPool(
+            self._origin,
+            max_connections=config.max_in_flight,
+            connect_timeout_s=config.connect_timeout_s,
+            keepalive_s=config.keepalive_s,
+            ssl_context=config.ssl_context,
         )
         return self
 
@@ -271,29 +309,47 @@ class InitializeClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session and its pooled connections (safe to call twice)."""
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
+        """Close the pooled connections (safe to call twice)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.aclose()
 
     async def initialize(self, request: InitializeRequest, *, authorization: str) -> Answer:
         """Send one initialize call; raise :class:`~batcher.errors.ApiError` if no answer came.
 
         ``authorization`` is the full header value (``Bearer …``); it is never logged or echoed.
         """
-        session = self._session
-        if session is None:
+        pool = self._pool
+        if pool is None:
             raise RuntimeError("InitializeClient used outside 'async with'")
-        headers = {"Content-Type": "application/json", "Authorization": authorization}
-        body = orjson.dumps(request.to_body())
+        data = json_post(self._head(authorization), orjson.dumps(request.to_body()))
         with translate_transport_errors(self._url):
-            async with session.post(self._url, data=body, headers=headers) as response:
-                payload = await response.read()
-                return Answer(
-                    http_status=response.status,
-                    result=classify(response.status, payload),
-                    rate=parse_rate_limit(response.headers),
-                )
+            raw = await pool.request(data, self._config.timeout_s)
+        return answer_from(raw)
+
+    def _head(self, authorization: str) -> bytes:
+        head = self._heads.get(authorization)
+        if head is None:
+            try:
+                head = request_head(self._origin, authorization)
+            except ValueError:
+                raise ConfigError(
+                    "the access token contains characters a header cannot carry"
+                ) from None
+            if len(self._heads) > 64:
+                self._heads.clear()  # refreshed tokens: keep only the recent ones
+            self._heads[authorization] = head
+        return head
+
+
+def answer_from(raw: RawAnswer) -> Answer:
+    """Classify a complete HTTP answer."""
+    return Answer(
+        http_status=raw.status,
+        result=classify(raw.status, raw.body),
+        rate=parse_rate_limit(raw.headers),
+        sent=raw.sent,
+    )
 
 
 __all__ = [
@@ -301,6 +357,7 @@ __all__ = [
     "ClientConfig",
     "InitializeClient",
     "RateLimitInfo",
+    "answer_from",
     "classify",
     "parse_rate_limit",
     "problem_slug",

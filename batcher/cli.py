@@ -1,7 +1,12 @@
 """The ``batcher`` command: a thin shell over the library with its own error boundary.
 
 Every failure the user can fix ends in one line on stderr and a distinct exit code, never a
-traceback. Exit codes: 0 every row ok · 1 some rows failed or invalid · 2 usage or config error.
+traceback:
+
+    0 every row ok · 1 some rows failed or invalid · 2 usage or configuration error
+    3 stopped early (signal, --max-duration, --max-failure-rate): run again to resume
+    4 an account's credentials were refused: fix them, run again to resume
+    5 the results file could not be written (disk full, I/O error): fix, run again to resume
 """
 
 from __future__ import annotations
@@ -9,20 +14,26 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import Final, NoReturn, TypeAlias
 
 import anyio
 
 from batcher.api import DEFAULT_TIMEOUT_S, ClientConfig
 from batcher.auth import AccountSet, load_default_account
 from batcher.contract import DEFAULT_BASE_URL, MEDIA_CATEGORIES
-from batcher.errors import BatcherError
+from batcher.errors import BatcherError, ResultsError, ResultsWriteError
+from batcher.journal import DEFAULT_MIN_VALIDITY_S, ResumePolicy
+from batcher.options import duration_s, fraction, fsync_policy, positive_float, positive_int
 from batcher.progress import ProgressDisplay, format_summary
+from batcher.results import FsyncPolicy
 from batcher.runner import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_GRACE_S,
     DEFAULT_MAX_ATTEMPTS,
     Job,
     RunConfig,
@@ -31,33 +42,13 @@ from batcher.runner import (
 )
 
 EXIT_OK: Final = 0
-EXIT_ROWS_FAILED: Final = 1
 EXIT_USAGE: Final = 2
+EXIT_RESULTS_IO: Final = 5
 BASE_URL_ENV: Final = "X_API_BASE_URL"
 
 log = logging.getLogger("batcher")
 
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
-    return value
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,12 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_command(commands)
+    add_report_command(commands)
     add_demo_command(commands)
     add_simulate_command(commands)
     return parser
 
 
-def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_run_command(commands: Subcommands) -> None:
     """``batcher run MANIFEST -o RESULTS``."""
     run = commands.add_parser(
         "run",
@@ -83,22 +75,24 @@ def add_run_command(commands: argparse._SubParsersAction[argparse.ArgumentParser
         help="initialize an upload for every row of a manifest",
         description=(
             "Initialize one media upload per manifest row and write one JSON line per row. "
-            "The access token comes from X_ACCESS_TOKEN or --token-file, never from a flag value."
+            "An existing results file is resumed. The access token comes from X_ACCESS_TOKEN "
+            "or --token-file, never from a flag value."
         ),
     )
     run.add_argument(
         "manifest", help="CSV, JSONL, a text file of paths, a directory, or - for stdin"
     )
     run.add_argument("-o", "--output", required=True, type=Path, help="results JSONL file")
-    add_run_options(run)
+    add_connection_options(run)
+    add_resume_options(run)
+    add_stop_options(run)
+    run.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``run`` and ``demo``."""
+def add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """Where to send, as whom, how much at once, how long to wait."""
     parser.add_argument(
-        "--base-url",
-        default=None,
-        help=f"API base URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})",
+        "--base-url", help=f"API base URL (default: ${BASE_URL_ENV} or {DEFAULT_BASE_URL})"
     )
     parser.add_argument("--token-file", type=Path, help="read the access token from this file")
     parser.add_argument(
@@ -129,10 +123,80 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         choices=["csv", "jsonl", "paths", "dir"],
         help="manifest format (default: detected)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
-def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_resume_options(parser: argparse.ArgumentParser) -> None:
+    """What an earlier run's results mean for this one, and how often lines reach the disk."""
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start over: move an existing results file aside (to NAME.TIMESTAMP.bak) first",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="also run rows whose latest line is a failure a retry would not fix",
+    )
+    parser.add_argument(
+        "--min-validity",
+        type=duration_s,
+        default=DEFAULT_MIN_VALIDITY_S,
+        help="re-initialize ok rows whose upload session expires sooner than this (default 1h)",
+    )
+    parser.add_argument(
+        "--fsync-every",
+        type=fsync_policy,
+        default=FsyncPolicy(),
+        help="force lines to disk every N rows (1000) or every duration (5s); default 1s",
+    )
+
+
+def add_stop_options(parser: argparse.ArgumentParser) -> None:
+    """When a run ends early, softly and resumably."""
+    parser.add_argument(
+        "--max-duration", type=duration_s, help="stop softly after this long (e.g. 50m for cron)"
+    )
+    parser.add_argument(
+        "--max-failure-rate",
+        type=fraction,
+        help="stop when more than this share of finished rows failed (after 100 rows)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=duration_s,
+        default=DEFAULT_GRACE_S,
+        help=f"on stop, how long requests in flight may finish (default {DEFAULT_GRACE_S:g}s)",
+    )
+
+
+def add_report_command(commands: Subcommands) -> None:
+    """``batcher report RESULTS``."""
+    report = commands.add_parser(
+        "report",
+        allow_abbrev=False,
+        help="summarize a results file; write the rows that still need work as a manifest",
+    )
+    report.add_argument("results", type=Path, help="results JSONL file")
+    report.add_argument(
+        "--expiring-within",
+        type=duration_s,
+        default=24 * 3600.0,
+        help="list ok ids whose upload session expires within this (default 24h)",
+    )
+    report.add_argument(
+        "--min-validity",
+        type=duration_s,
+        default=DEFAULT_MIN_VALIDITY_S,
+        help="ok rows expiring sooner than this still need work (default 1h)",
+    )
+    report.add_argument(
+        "--failed-manifest",
+        type=Path,
+        help="write the rows that still need work here (.csv, else JSONL), for batcher run",
+    )
+
+
+def add_demo_command(commands: Subcommands) -> None:
     """``batcher demo``."""
     demo = commands.add_parser(
         "demo",
@@ -146,7 +210,7 @@ def add_demo_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
     demo.add_argument("--no-progress", action="store_true", help="no live progress display")
 
 
-def add_simulate_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_simulate_command(commands: Subcommands) -> None:
     """``batcher simulate``."""
     simulate = commands.add_parser(
         "simulate",
@@ -164,7 +228,7 @@ def add_simulate_command(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     simulate.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     simulate.add_argument(
-        "--fail-5xx-rate", type=float, default=0.0, help="fraction of answers that are 5xx"
+        "--fail-5xx-rate", type=fraction, default=0.0, help="share of answers that are 5xx"
     )
     simulate.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
 
@@ -182,27 +246,54 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         max_attempts=args.max_attempts,
         default_category=args.category,
         manifest_format=args.format,
+        fsync=args.fsync_every,
+        resume=ResumePolicy(min_validity_s=args.min_validity, retry_failed=args.retry_failed),
+        grace_s=args.grace,
+        max_duration_s=args.max_duration,
+        max_failure_rate=args.max_failure_rate,
     )
 
 
 async def run_job(job: Job, *, progress: bool) -> RunSummary:
-    """Run ``job`` with a progress display beside it; the summary always goes to stderr."""
-    display = ProgressDisplay(job, sys.stderr)
-    if not progress:
-        summary = await job.run()
-        sys.stderr.write(format_summary(summary) + "\n")
-        return summary
+    """Run ``job`` with signal handling and a progress display; the summary goes to stderr."""
+    display = ProgressDisplay(job, sys.stderr) if progress else None
     async with anyio.create_task_group() as tg:
-        tg.start_soon(display.run)
-        summary = await job.run()
-        tg.cancel_scope.cancel()
-    display.finish(summary)
+        tg.start_soon(stop_on_signals, job)
+        if display is not None:
+            tg.start_soon(display.run)
+        try:
+            summary = await job.run()
+        finally:
+            tg.cancel_scope.cancel()
+    if display is not None:
+        display.finish(summary)
+    else:
+        sys.stderr.write(format_summary(summary) + "\n")
     return summary
+
+
+async def stop_on_signals(job: Job) -> None:
+    """First SIGINT/SIGTERM: stop softly. Second: cancel requests in flight at once."""
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            name = signal.Signals(signum).name
+            grace = job.config.grace_s
+            if job.stop_reason is None:
+                sys.stderr.write(
+                    f"\nbatcher: {name}: finishing requests in flight (up to {grace:g} s); "
+                    "press Ctrl-C again to stop at once\n"
+                )
+                job.stop(f"interrupted by {name}")
+            else:
+                sys.stderr.write(f"\nbatcher: {name} again: cancelling requests in flight\n")
+                job.abort(f"interrupted twice by {name}")
 
 
 def command_run(args: argparse.Namespace) -> int:
     """``batcher run``: the main job."""
     account = load_default_account(token_file=args.token_file)
+    if args.fresh:
+        move_aside(args.output)
     job = Job(
         manifest=args.manifest,
         results_path=args.output,
@@ -212,6 +303,37 @@ def command_run(args: argparse.Namespace) -> int:
     )
     summary = anyio.run(lambda: run_job(job, progress=not args.no_progress))
     return summary.exit_code
+
+
+def move_aside(results: Path) -> None:
+    """``--fresh``: keep the old results as ``NAME.YYYYmmdd-HHMMSS.bak`` rather than delete them."""
+    if not results.exists():
+        return
+    backup = results.with_name(f"{results.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    try:
+        results.rename(backup)
+    except OSError as exc:
+        raise ResultsError(f"cannot move {results} aside for --fresh: {exc.strerror}") from exc
+    sys.stderr.write(f"batcher: --fresh: moved the earlier results to {backup}\n")
+
+
+def command_report(args: argparse.Namespace) -> int:
+    """``batcher report``: counts, expiring ids, and the rows that still need work."""
+    from batcher.report import build_report, format_report
+
+    report = build_report(
+        args.results,
+        expiring_within_s=args.expiring_within,
+        policy=ResumePolicy(min_validity_s=args.min_validity),
+        failed_manifest=args.failed_manifest,
+    )
+    print(format_report(report, args.results, expiring_within_s=args.expiring_within))
+    if args.failed_manifest is not None:
+        print(
+            f"  written to {args.failed_manifest}; run them with: "
+            f"batcher run {args.failed_manifest} -o {args.results}"
+        )
+    return EXIT_OK
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -241,7 +363,12 @@ def command_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS: Final = {"run": command_run, "demo": command_demo, "simulate": command_simulate}
+COMMANDS: Final = {
+    "run": command_run,
+    "report": command_report,
+    "demo": command_demo,
+    "simulate": command_simulate,
+}
 
 
 def describe_unknown(arguments: Sequence[str]) -> str:
@@ -251,10 +378,10 @@ def describe_unknown(arguments: Sequence[str]) -> str:
     return f"unrecognized arguments: {shown} (values not shown; tokens come from the environment)"
 
 
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """One clear line on stderr, then exit."""
-    sys.stderr.write(f"batcher: error: {message}\n")
-    raise SystemExit(code)
+def fail(error: BaseException) -> NoReturn:
+    """One clear line on stderr, then the exit code that fits the error."""
+    sys.stderr.write(f"batcher: error: {error}\n")
+    raise SystemExit(EXIT_RESULTS_IO if isinstance(error, ResultsWriteError) else EXIT_USAGE)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,11 +398,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except BatcherError as exc:
-        fail(str(exc))
+        fail(exc)
     except BaseExceptionGroup as group:
         error = first_batcher_error(group)
         if error is None:
             raise
-        fail(str(error))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
+        fail(error)

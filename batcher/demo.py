@@ -18,7 +18,7 @@ from typing import Final
 import anyio
 
 from batcher.api import ClientConfig
-from batcher.auth import Account, AccountSet
+from batcher.auth import AccountSet, bearer_account
 from batcher.runner import Job, RunConfig, RunSummary
 from batcher.simulator import SimulatorConfig, SimulatorServer
 
@@ -165,7 +165,7 @@ async def run_demo_job(manifest: Path, results: Path, *, progress: bool) -> RunS
         job = Job(
             manifest=str(manifest),
             results_path=results,
-            accounts=AccountSet(default=Account(name="default", token=DEMO_TOKEN)),
+            accounts=AccountSet(default=bearer_account("default", DEMO_TOKEN)),
             client_config=ClientConfig(base_url=server.url, max_in_flight=DEMO_CONCURRENCY),
             config=RunConfig(concurrency=DEMO_CONCURRENCY),
         )

@@ -7,7 +7,13 @@ worker of the task group.
     BatcherError
     ├── ConfigError            bad flag, missing token, unreadable accounts file   (exit 2)
     ├── ManifestError          the manifest as a whole cannot be opened or read     (exit 2)
-    ├── ResultsError           the results file cannot be written                    (exit 2)
+    ├── ResultsError           the results file cannot be opened or read            (exit 2)
+    │   └── ResultsWriteError  writing it failed mid-run: disk full, I/O error       (exit 5)
+    ├── CredentialsError       an account's credentials cannot sign (that account stops)
+    │   ├── RefreshTokenRevoked    the token endpoint refused the refresh token: re-authorize
+    │   ├── ClientRejected         the token endpoint refused the client id or secret
+    │   ├── TokenEndpointError     token endpoint unreachable or garbled (…, ConnectionError)
+    │   └── TokenStoreError        the token file cannot be read, written or locked
     └── ApiError               a failure talking to the API, mapped from aiohttp
         ├── TransportError     connection refused/reset, DNS, TLS (…, ConnectionError)
         ├── RequestTimeout     no complete answer within the timeout (…, TimeoutError)
@@ -33,6 +39,10 @@ class ResultsError(BatcherError):
     """The results file cannot be opened, written or flushed."""
 
 
+class ResultsWriteError(ResultsError):
+    """Writing or flushing the results file failed mid-run (disk full, I/O error)."""
+
+
 class ApiError(BatcherError):
     """A request to the API failed before a usable answer arrived."""
 
@@ -47,3 +57,37 @@ class RequestTimeout(ApiError, TimeoutError):
 
 class BadResponse(ApiError, ValueError):
     """The server answered, but not with the JSON the contract promises."""
+
+
+class CredentialsError(BatcherError):
+    """An account's credentials cannot sign: the runner stops that account, its rows resumable.
+
+    ``retryable`` says whether the same credentials may work later (an outage) or never will.
+    """
+
+    account: str
+    retryable: bool = False
+
+    def __init__(self, message: str, *, account: str) -> None:
+        super().__init__(message)
+        self.account = account
+
+
+class RefreshTokenRevoked(CredentialsError):
+    """The token endpoint refused the refresh token (``invalid_grant``): re-authorize."""
+
+
+class ClientRejected(CredentialsError):
+    """The token endpoint refused the client id or secret (``invalid_client``)."""
+
+
+class TokenEndpointError(CredentialsError, ConnectionError):
+    """The token endpoint could not be reached, or answered garbage, after retries."""
+
+    retryable = True
+
+
+class TokenStoreError(CredentialsError):
+    """The token state file cannot be read, written or locked."""
+
+    retryable = True

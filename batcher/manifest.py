@@ -326,11 +326,11 @@ def _jsonl_record(line: bytes, row: int) -> ManifestRecord:
         return ManifestRecord(row=row, problem=_json_problem(line, exc))
     if not isinstance(value, dict):
         return ManifestRecord(row=row, problem=f"line is {_json_kind(value)}, not a JSON object")
-    for name in _STRING_FIELDS:
-        field = value.get(name)
-        if field is not None and not isinstance(field, str):
-            problem = f'field "{name}" must be a string, not {_json_kind(field)}'
-            return _mapping_record({**value, name: None}, row, problem)
+    wrong = [name for name in _STRING_FIELDS if not isinstance(value.get(name), str | None)]
+    if wrong:
+        # Every wrong field is dropped (the record's fields are strings); the first is named.
+        problem = f'field "{wrong[0]}" must be a string, not {_json_kind(value[wrong[0]])}'
+        return _mapping_record({**value, **dict.fromkeys(wrong)}, row, problem)
     return _mapping_record(value, row)
 
 

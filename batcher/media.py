@@ -199,6 +199,7 @@ def _invalid_row(record: ManifestRecord, invalid: _Invalid) -> InvalidRow:
         account=record.account,
         error=error,
         meta=record.meta,
+        source=record,
     )
 
 

@@ -102,6 +102,7 @@ class InvalidRow:
     account: str | None
     error: ErrorInfo
     meta: Mapping[str, object] = field(default_factory=lambda: EMPTY_META)
+    source: ManifestRecord | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

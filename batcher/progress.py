@@ -12,6 +12,7 @@ from typing import Final, Protocol, TextIO
 
 import anyio
 
+from batcher.journal import Settled
 from batcher.ratelimit import WindowGate
 from batcher.results import Tally
 from batcher.runner import RunSummary
@@ -34,6 +35,9 @@ class Watched(Protocol):
     def started_at(self) -> float: ...
 
     @property
+    def skipped(self) -> int: ...
+
+    @property
     def gates(self) -> dict[str, WindowGate]: ...
 
 
@@ -49,16 +53,19 @@ def status_line(job: Watched, *, now: float | None = None) -> str:
     tally, total = job.tally, job.total
     elapsed = max(now - job.started_at, 1e-9)
     rate = tally.done / elapsed
-    done = f"{tally.done:,}/{total:,}" if total is not None else f"{tally.done:,}"
+    finished = tally.done + job.skipped
+    done = f"{finished:,}/{total:,}" if total is not None else f"{finished:,}"
     parts = [
         f"{done} rows",
         f"ok {tally.ok:,}",
         f"failed {tally.failed:,}",
         f"invalid {tally.invalid:,}",
-        f"{rate:,.1f} rows/s",
     ]
-    if total is not None and rate > 0 and total > tally.done:
-        parts.append(f"ETA {format_duration((total - tally.done) / rate)}")
+    if job.skipped:
+        parts.append(f"skipped {job.skipped:,}")
+    parts.append(f"{rate:,.1f} rows/s")
+    if total is not None and rate > 0 and total > finished:
+        parts.append(f"ETA {format_duration((total - finished) / rate)}")
     pause = pause_note(job.gates.values())
     if pause:
         parts.append(pause)
@@ -75,20 +82,56 @@ def pause_note(gates: Iterable[WindowGate]) -> str:
 
 
 def format_summary(summary: RunSummary) -> str:
-    """The closing lines of a run."""
+    """The closing lines of a run: what it did, what it skipped, why it stopped, what next."""
     lines = [
         f"batcher: {summary.rows:,} rows in {format_duration(summary.elapsed_s)}: "
         f"{summary.ok:,} ok, {summary.failed:,} failed, {summary.invalid:,} invalid",
         f"  {summary.requests:,} requests, {summary.rate_limited:,} answered 429, "
         f"{summary.waited_s:,.1f} s waited for rate-limit resets",
-        f"  results: {summary.results_path}",
     ]
-    if summary.failed or summary.invalid:
-        lines.append(
-            "  see the 'error' of each failed or invalid line for what to fix; "
-            "rows that failed with retryable errors can be run again"
-        )
+    if summary.skipped:
+        lines.append(f"  skipped, settled by an earlier run: {skipped_note(summary)}")
+    lines.append(f"  results: {summary.results_path}")
+    lines.extend(next_steps(summary))
     return "\n".join(lines)
+
+
+def skipped_note(summary: RunSummary) -> str:
+    """``950 already ok, 3 failed for good (--retry-failed runs them), 10 still invalid``."""
+    texts = {
+        Settled.OK: "already ok",
+        Settled.FAILED: "failed for good (--retry-failed runs them)",
+        Settled.INVALID: "still invalid",
+    }
+    return ", ".join(
+        f"{summary.skipped[kind]:,} {text}"
+        for kind, text in texts.items()
+        if kind in summary.skipped
+    )
+
+
+def next_steps(summary: RunSummary) -> list[str]:
+    """What the operator should do now, if anything."""
+    steps = []
+    if summary.stopped_accounts:
+        names = ", ".join(summary.stopped_accounts)
+        steps.append(
+            f"  STOPPED account(s) {names}: credentials refused; their remaining rows were left "
+            "for the next run: fix the credentials, then run the same command again"
+        )
+    if summary.stop_reason is not None:
+        left = summary.unfinished
+        count = f"{left:,} rows" if left is not None else "the remaining rows"
+        steps.append(
+            f"  stopped early ({summary.stop_reason}): {count} not done yet; "
+            "run the same command again to resume"
+        )
+    if summary.failed or summary.invalid:
+        steps.append(
+            "  see the 'error' of each failed or invalid line for what to fix; "
+            "'batcher report RESULTS --failed-manifest FILE' collects those rows"
+        )
+    return steps
 
 
 class ProgressDisplay:

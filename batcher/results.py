@@ -7,18 +7,19 @@ object for ``failed`` and ``invalid``; unknown manifest columns under ``meta``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import anyio
 import orjson
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from batcher.errors import ResultsError
+from batcher.errors import ResultsError, ResultsWriteError
 from batcher.models import ErrorInfo, Initialized, InvalidRow, Status, WorkItem
 
 MAX_LINES_PER_WRITE: Final = 1024
@@ -32,6 +33,15 @@ def rfc3339_utc(epoch_s: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch_s)))
 
 
+INPUT_FIELDS: Final = (
+    "media_type",
+    "media_category",
+    "total_bytes",
+    "additional_owners",
+    "shared",
+)
+
+
 def _row_fields(
     row: int, key: str | None, path: str | None, account: str | None, status: Status
 ) -> Record:
@@ -40,11 +50,25 @@ def _row_fields(
 
 def _request_fields(item: WorkItem) -> Record:
     request = item.request
-    return {
+    fields: Record = {
         "media_type": request.media_type,
         "media_category": request.media_category,
         "total_bytes": request.total_bytes,
     }
+    if request.additional_owners:
+        fields["additional_owners"] = list(request.additional_owners)
+    if request.shared is not None:
+        fields["shared"] = request.shared
+    return fields
+
+
+def _input_fields(invalid: InvalidRow) -> Record:
+    """The row's own values as the manifest gave them, so a fixed manifest can be rebuilt."""
+    source = invalid.source
+    if source is None:
+        return {}
+    values = {name: getattr(source, name) for name in INPUT_FIELDS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def _error_fields(error: ErrorInfo) -> Record:
@@ -97,6 +121,9 @@ def invalid_record(invalid: InvalidRow) -> Record:
     record = _row_fields(invalid.row, invalid.key, invalid.path, invalid.account, Status.INVALID)
     record["error"] = _error_fields(invalid.error)
     record["attempts"] = 0
+    given = _input_fields(invalid)
+    if given:
+        record["input"] = given
     return _with_meta(record, invalid.meta)
 
 
@@ -123,35 +150,68 @@ class Tally:
             self.invalid += 1
 
 
-class ResultsWriter:
-    """Appends records to the results file in batches, flushing each batch and fsyncing often.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FsyncPolicy:
+    """When written lines are forced to disk: after so many rows or seconds, and at close."""
 
-    Only :meth:`consume` writes, so lines never interleave. Any I/O error becomes a
-    :class:`~batcher.errors.ResultsError` naming the file.
+    every_rows: int | None = None
+    every_s: float | None = DEFAULT_FSYNC_INTERVAL_S
+
+    def due(self, rows: int, elapsed_s: float) -> bool:
+        """True when either threshold is reached."""
+        return (self.every_rows is not None and rows >= self.every_rows) or (
+            self.every_s is not None and elapsed_s >= self.every_s
+        )
+
+
+class ResultsWriter:
+    """Appends records to the results file, one ``write`` per batch, fsynced by policy.
+
+    Only :meth:`consume` writes, so lines never interleave. A failed write is cut back to the
+    last complete line before the error is raised, so the file never holds a half line followed
+    by more lines. Any I/O error becomes a :class:`~batcher.errors.ResultsError` naming the file.
     """
 
-    __slots__ = ("_file", "_fsync_interval_s", "_last_fsync", "path", "tally")
+    __slots__ = (
+        "_fd",
+        "_fsync",
+        "_last_fsync",
+        "_rows_since_fsync",
+        "_size",
+        "path",
+        "run_id",
+        "tally",
+    )
 
     path: Path
+    run_id: str
     tally: Tally
-    _file: IO[bytes] | None
-    _fsync_interval_s: float
+    _fd: int | None
+    _fsync: FsyncPolicy
     _last_fsync: float
+    _rows_since_fsync: int
+    _size: int
 
-    def __init__(self, path: Path, *, fsync_interval_s: float = DEFAULT_FSYNC_INTERVAL_S) -> None:
+    def __init__(self, path: Path, *, run_id: str, fsync: FsyncPolicy = FsyncPolicy()) -> None:
         self.path = path
+        self.run_id = run_id
         self.tally = Tally()
-        self._file = None
-        self._fsync_interval_s = fsync_interval_s
+        self._fd = None
+        self._fsync = fsync or FsyncPolicy()
         self._last_fsync = time.monotonic()
+        self._rows_since_fsync = 0
+        self._size = 0
 
     def __repr__(self) -> str:
-        return f"<ResultsWriter {str(self.path)!r} {self.tally}>"
+        return f"<ResultsWriter {str(self.path)!r} run={self.run_id} {self.tally}>"
 
     def open(self) -> None:
         """Open the file for appending (created if absent)."""
         try:
-            self._file = self.path.open("ab")
+            self._fd = os.open(
+                self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+            )
+            self._size = os.fstat(self._fd).st_size
         except OSError as exc:
             raise ResultsError(f"cannot open results file {self.path}: {exc.strerror}") from exc
 
@@ -168,40 +228,57 @@ class ResultsWriter:
                 await self._write_batch(batch)
 
     async def _write_batch(self, batch: list[Record]) -> None:
-        data = b"".join(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE) for record in batch)
-        self._write(data)
+        run_id = self.run_id
+        lines = []
+        for record in batch:
+            record["run"] = run_id
+            lines.append(orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE))
+        self._write(b"".join(lines))
         for record in batch:
             self.tally.count(record["status"])
-        if time.monotonic() - self._last_fsync >= self._fsync_interval_s:
-            await anyio.to_thread.run_sync(self._fsync)
+        self._rows_since_fsync += len(batch)
+        if self._fsync.due(self._rows_since_fsync, time.monotonic() - self._last_fsync):
+            await anyio.to_thread.run_sync(self._sync)
 
     def _write(self, data: bytes) -> None:
-        if self._file is None:
-            raise RuntimeError("ResultsWriter used before open()")
+        fd = self._fd
+        if fd is None:
+            raise ResultsError(f"results file {self.path} is not open")
+        view = memoryview(data)
         try:
-            self._file.write(data)
-            self._file.flush()
+            while view:
+                view = view[os.write(fd, view) :]
         except OSError as exc:
-            raise ResultsError(f"cannot write results file {self.path}: {exc.strerror}") from exc
+            self._cut_back_to_last_line(fd)
+            raise ResultsWriteError(
+                f"cannot write results file {self.path}: {exc.strerror}; "
+                "the run stopped, fix the cause and run the same command again to resume"
+            ) from exc
+        self._size += len(data)
 
-    def _fsync(self) -> None:
-        if self._file is None:
+    def _cut_back_to_last_line(self, fd: int) -> None:
+        """Best effort: drop the part of a batch that did get written."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, self._size)
+
+    def _sync(self) -> None:
+        if self._fd is None:
             return
         try:
-            os.fsync(self._file.fileno())
+            os.fsync(self._fd)
         except OSError as exc:
-            raise ResultsError(f"cannot fsync results file {self.path}: {exc.strerror}") from exc
+            raise ResultsWriteError(f"cannot fsync {self.path}: {exc.strerror}") from exc
         self._last_fsync = time.monotonic()
+        self._rows_since_fsync = 0
 
     def close(self) -> None:
-        """Flush, fsync and close (safe to call twice)."""
-        file, self._file = self._file, None
-        if file is None:
+        """Fsync and close (safe to call twice)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
             return
         try:
-            file.flush()
-            os.fsync(file.fileno())
+            os.fsync(fd)
         except OSError as exc:
-            raise ResultsError(f"cannot flush results file {self.path}: {exc.strerror}") from exc
+            raise ResultsWriteError(f"cannot flush {self.path}: {exc.strerror}") from exc
         finally:
-            file.close()
+            os.close(fd)

@@ -1,10 +1,16 @@
-"""The worker pool: manifest reader → N workers → one results writer, joined by bounded streams.
+"""The run: manifest reader → per-account dispatcher → N workers → one results writer.
 
-    reader ──WorkItem──▶ workers (N) ──record──▶ writer ──▶ results.jsonl
-       └─────────────────── invalid rows ───────────▲
+    reader (thread) ──WorkItem──▶ Dispatcher ──▶ workers (N) ──record──▶ writer ──▶ results.jsonl
+          └───────────────────── invalid rows ──────────────────────────▲
 
-Every stream is bounded, so memory does not grow with the manifest; a row's failure is a
+Memory stays bounded: the dispatcher's queues and the record stream have fixed sizes; the
+only state that grows with the manifest is the triage's index of keys. A row's failure is a
 record, never an exception, so one bad row cannot cancel the task group.
+
+Stopping: :meth:`Job.stop` (SIGINT/SIGTERM, ``max_duration_s``, the failure-rate breaker)
+hands out no more rows, lets requests in flight finish within ``grace_s`` and then cancels
+them; :meth:`Job.abort` cancels at once. Either way every line written is whole, and rows
+without a line run again when the same command is repeated.
 """
 
 from __future__ import annotations
@@ -12,59 +18,88 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, Final
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectSendStream, TaskGroup
 
 from batcher.api import ClientConfig, InitializeClient
 from batcher.auth import Account, AccountSet
-from batcher.errors import ApiError, BadResponse, BatcherError, RequestTimeout
+from batcher.auth_failures import credentials_scheme, describe_auth_failure
+from batcher.contract import INITIALIZE_PATH
+from batcher.dispatch import Dispatcher, Pending
+from batcher.errors import ApiError, BadResponse, BatcherError, CredentialsError, RequestTimeout
+from batcher.journal import Journal, ResumePolicy, Settled, load_journal
 from batcher.manifest import Manifest, count_records, open_manifest
-from batcher.media import inspect_record
 from batcher.models import ErrorInfo, Initialized, InvalidRow, ManifestRecord, WorkItem
 from batcher.ratelimit import WindowGate
-from batcher.results import Record, ResultsWriter, Tally, failed_record, invalid_record, ok_record
+from batcher.results import (
+    FsyncPolicy,
+    Record,
+    ResultsWriter,
+    Tally,
+    failed_record,
+    invalid_record,
+    ok_record,
+)
+from batcher.triage import Triage, Triaged
 
 log = logging.getLogger(__name__)
 
 DEFAULT_CONCURRENCY: Final = 64
 DEFAULT_MAX_ATTEMPTS: Final = 5
+DEFAULT_GRACE_S: Final = 10.0
+DEFAULT_AUTH_FAILURE_LIMIT: Final = 5
+DEFAULT_FAILURE_RATE_MIN_ROWS: Final = 100
 READ_BATCH_ROWS: Final = 256
 # A row may meet many 429s while the gate learns the window; this bound only stops a server
 # that answers 429 forever from holding a row (and the run) hostage.
 MAX_RATE_LIMITED_RETRIES: Final = 50
+AUTH_STATUSES: Final = frozenset({401, 403})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunConfig:
-    """What the pool does with each row: how many at once, how often to retry, how long to wait."""
+    """How the pool works through the rows: pace, retries, resume, durability and stopping."""
 
     concurrency: int = DEFAULT_CONCURRENCY
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     default_category: str | None = None
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 30.0
-    fsync_interval_s: float = 1.0
+    fsync: FsyncPolicy = field(default_factory=FsyncPolicy)
     manifest_format: str | None = None
+    resume: ResumePolicy = field(default_factory=ResumePolicy)
+    grace_s: float = DEFAULT_GRACE_S
+    max_duration_s: float | None = None
+    max_failure_rate: float | None = None
+    failure_rate_min_rows: int = DEFAULT_FAILURE_RATE_MIN_ROWS
+    auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
+    buffer_per_account: int = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
-    """What a finished run did, for the summary line and the exit code."""
+    """What a finished run did, for the summary and the exit code."""
 
     ok: int
     failed: int
     invalid: int
+    skipped: Mapping[Settled, int]
     requests: int
     rate_limited: int
     waited_s: float
     elapsed_s: float
     results_path: Path
+    total: int | None = None
+    stop_reason: str | None = None
+    stopped_accounts: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -72,8 +107,19 @@ class RunSummary:
         return self.ok + self.failed + self.invalid
 
     @property
+    def unfinished(self) -> int | None:
+        """Rows of the manifest neither written nor skipped (known when the total is)."""
+        if self.total is None:
+            return None
+        return max(0, self.total - self.rows - sum(self.skipped.values()))
+
+    @property
     def exit_code(self) -> int:
-        """0 when every row got a media id, 1 when some failed or were invalid."""
+        """4 auth refused · 3 stopped early (resumable) · 1 rows failed or invalid · 0 all ok."""
+        if self.stopped_accounts:
+            return 4
+        if self.stop_reason is not None:
+            return 3
         return 0 if self.failed == 0 and self.invalid == 0 else 1
 
 
@@ -84,6 +130,7 @@ class _Attempt:
     sent_at: float
     http_status: int | None
     result: Initialized | ErrorInfo
+    authorization: str
     retry_after_s: float | None = None
 
 
@@ -91,7 +138,10 @@ class _Attempt:
 class _Counters:
     requests: int = 0
     rate_limited: int = 0
-    seen_keys: dict[str, int] = field(default_factory=dict)
+    ok: int = 0
+    failed: int = 0
+    skipped: Counter[Settled] = field(default_factory=Counter)
+    auth_failures_in_a_row: Counter[str] = field(default_factory=Counter)
 
 
 class Job:
@@ -112,11 +162,20 @@ class Job:
         self.total: int | None = None
         self.started_at = time.monotonic()
         self.gates = {name: WindowGate(name) for name in accounts.names}
+        self.stop_reason: str | None = None
+        self.stopped_accounts: list[str] = []
+        self.run_id = uuid.uuid4().hex[:12]
         self._accounts = accounts
         self._client_config = client_config
+        # OAuth 1.0a signs the full request URL.
+        self._url = client_config.base_url.rstrip("/") + INITIALIZE_PATH
         self._stdin = stdin
-        self._writer = ResultsWriter(results_path, fsync_interval_s=config.fsync_interval_s)
+        self._writer = ResultsWriter(results_path, run_id=self.run_id, fsync=config.fsync)
+        self._dispatcher = Dispatcher(self.gates, buffer_per_account=config.buffer_per_account)
         self._counters = _Counters()
+        self._stopping = anyio.Event()
+        self._work_scope: anyio.CancelScope | None = None
+        self._work_group: TaskGroup | None = None
 
     def __repr__(self) -> str:
         return f"<Job {self.manifest!r} → {str(self._writer.path)!r} {self.tally}>"
@@ -126,31 +185,81 @@ class Job:
         """Lines written so far, by status."""
         return self._writer.tally
 
+    @property
+    def skipped(self) -> int:
+        """Rows an earlier run settled."""
+        return sum(self._counters.skipped.values())
+
+    def stop(self, reason: str) -> None:
+        """Take no more rows; finish requests in flight within the grace period, then cancel."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            log.warning("stopping: %s", reason)
+        self._dispatcher.stop()
+        self._stopping.set()
+
+    def abort(self, reason: str) -> None:
+        """Cancel requests in flight at once; lines already written stay whole."""
+        self.stop(reason)
+        if self._work_scope is not None:
+            self._work_scope.cancel()
+
     async def run(self) -> RunSummary:
-        """Read, inspect, initialize and record every row of the manifest."""
+        """Read, inspect, initialize and record every row not settled by an earlier run."""
         self.started_at = time.monotonic()
+        journal = await anyio.to_thread.run_sync(self._load_journal)
         manifest = open_manifest(self.manifest, fmt=self.config.manifest_format, stdin=self._stdin)
         self._writer.open()
         try:
             with manifest:
-                await self._run_pipeline(manifest)
+                await self._run_pipeline(manifest, journal)
         except BaseExceptionGroup as group:
             raise first_batcher_error(group) or group from None
         finally:
             self._writer.close()
         return self._summary()
 
-    async def _run_pipeline(self, manifest: Manifest) -> None:
+    def _load_journal(self) -> Journal:
+        return load_journal(self._writer.path, policy=self.config.resume, now=time.time())
+
+    async def _run_pipeline(self, manifest: Manifest, journal: Journal) -> None:
         size = self.config.concurrency
-        work_send, work_receive = anyio.create_memory_object_stream[WorkItem](size)
         record_send, record_receive = anyio.create_memory_object_stream[Record](size * 4)
+        triage = Triage(
+            base_dir=manifest.base_dir,
+            default_category=self.config.default_category,
+            journal=journal,
+            accounts=frozenset({None, *self._accounts.names}),
+        )
         async with InitializeClient(self._client_config) as client, anyio.create_task_group() as tg:
-            tg.start_soon(self._count_total)
             tg.start_soon(self._writer.consume, record_receive)
-            for _ in range(size):
-                tg.start_soon(self._work, client, work_receive.clone(), record_send.clone())
-            work_receive.close()
-            tg.start_soon(self._read, manifest, work_send, record_send)
+            timers = anyio.CancelScope()
+            tg.start_soon(self._run_timers, timers)
+            tg.start_soon(self._count_total)
+            async with record_send, anyio.create_task_group() as work:
+                self._work_scope, self._work_group = work.cancel_scope, work
+                work.start_soon(self._read, manifest, triage, record_send.clone())
+                for _ in range(size):
+                    work.start_soon(self._work, client, record_send.clone())
+            timers.cancel()
+
+    async def _run_timers(self, scope: anyio.CancelScope) -> None:
+        with scope:
+            async with anyio.create_task_group() as timers:
+                if self.config.max_duration_s is not None:
+                    timers.start_soon(self._stop_after, self.config.max_duration_s)
+                timers.start_soon(self._cancel_after_grace)
+
+    async def _stop_after(self, seconds: float) -> None:
+        await anyio.sleep(seconds)
+        self.stop(f"--max-duration of {seconds:g} s reached")
+
+    async def _cancel_after_grace(self) -> None:
+        await self._stopping.wait()
+        await anyio.sleep(self.config.grace_s)
+        if self._work_scope is not None:
+            log.warning("grace period over: cancelling requests still in flight")
+            self._work_scope.cancel()
 
     async def _count_total(self) -> None:
         if self.manifest != "-":
@@ -159,109 +268,196 @@ class Job:
             )
 
     async def _read(
-        self,
-        manifest: Manifest,
-        work: ObjectSendStream[WorkItem],
-        records: ObjectSendStream[Record],
+        self, manifest: Manifest, triage: Triage, records: ObjectSendStream[Record]
     ) -> None:
         rows = iter(manifest)
-        base_dir = manifest.base_dir
-        async with work, records:
-            while batch := await anyio.to_thread.run_sync(self._inspect_batch, rows, base_dir):
-                for outcome in batch:
-                    outcome = self._check_key_and_account(outcome)
-                    if isinstance(outcome, WorkItem):
-                        await work.send(outcome)
-                    else:
-                        await records.send(invalid_record(outcome))
+        try:
+            async with records:
+                while not self._dispatcher.stopped:
+                    batch = await anyio.to_thread.run_sync(self._triage_batch, rows, triage)
+                    if not batch:
+                        break
+                    for outcome in batch:
+                        if self._dispatcher.stopped:
+                            break
+                        await self._route(outcome, records)
+        finally:
+            self._dispatcher.close()
 
-    def _inspect_batch(
-        self, rows: Iterator[ManifestRecord], base_dir: Path
-    ) -> list[WorkItem | InvalidRow]:
-        """Read and inspect the next rows in a worker thread (file I/O would block the loop)."""
-        category = self.config.default_category
-        return [
-            inspect_record(record, base_dir=base_dir, default_category=category)
-            for record in islice(rows, READ_BATCH_ROWS)
-        ]
+    @staticmethod
+    def _triage_batch(rows: Iterator[ManifestRecord], triage: Triage) -> list[Triaged]:
+        """Read and triage the next rows in a worker thread (file I/O would block the loop)."""
+        return [triage(record) for record in islice(rows, READ_BATCH_ROWS)]
 
-    def _check_key_and_account(self, outcome: WorkItem | InvalidRow) -> WorkItem | InvalidRow:
-        key = outcome.key
-        if key is not None:
-            first_row = self._counters.seen_keys.setdefault(key, outcome.row)
-            if first_row != outcome.row:
-                return _invalid(
-                    outcome, "duplicate_key", "Repeated key", _duplicate_detail(outcome, first_row)
-                )
-        if isinstance(outcome, WorkItem) and self._accounts.get(outcome.account) is None:
-            return _invalid(
-                outcome,
-                "unknown_account",
-                "Unknown account",
-                _account_detail(outcome, self._accounts),
+    async def _route(self, outcome: Triaged, records: ObjectSendStream[Record]) -> None:
+        if isinstance(outcome, WorkItem):
+            account = self._accounts.get(outcome.account)
+            assert account is not None  # triage turned unknown accounts into invalid rows
+            await self._dispatcher.put(Pending(item=outcome, account=account.name))
+        elif isinstance(outcome, InvalidRow):
+            await records.send(invalid_record(outcome))
+        else:
+            self._counters.skipped[outcome.settled] += 1
+
+    async def _work(self, client: InitializeClient, records: ObjectSendStream[Record]) -> None:
+        async with records:
+            while (pending := await self._dispatcher.take()) is not None:
+                record = await self._attempt_row(client, pending)
+                if record is not None:
+                    await records.send(record)
+                    self._dispatcher.done()
+                    self._check_failure_rate()
+
+    async def _attempt_row(self, client: InitializeClient, pending: Pending) -> Record | None:
+        """Send the row once; return its line, or None when it was queued again."""
+        account = self._accounts.get(pending.item.account)
+        assert account is not None
+        try:
+            attempt = await self._send(client, account, pending)
+            if attempt.http_status == 401 and await self._renewed(account, pending, attempt):
+                self._dispatcher.put_back(pending)
+                return None
+        except CredentialsError as exc:
+            return self._credentials_failed(account, pending, exc)
+        return self._settle(account, pending, attempt)
+
+    def _credentials_failed(
+        self, account: Account, pending: Pending, exc: CredentialsError
+    ) -> Record | None:
+        """The account cannot sign: wait and retry an outage, stop the account otherwise."""
+        if exc.retryable:
+            pending.failures += 1
+            if pending.failures < self.config.max_attempts:
+                self._requeue_later(pending, self._backoff_s(pending.failures, None))
+                return None
+            error = ErrorInfo(
+                type="credentials_unavailable",
+                title="Credentials could not be renewed",
+                detail=str(exc),
+                retryable=True,
             )
-        return outcome
+            return self._failed(pending, error, None)
+        self._stop_account(account.name, str(exc))
+        self._dispatcher.put_back(pending)  # dropped: its account is stopped
+        return None
 
-    async def _work(
-        self,
-        client: InitializeClient,
-        items: ObjectReceiveStream[WorkItem],
-        records: ObjectSendStream[Record],
-    ) -> None:
-        async with items, records:
-            async for item in items:
-                await records.send(await self._initialize_row(client, item))
+    @staticmethod
+    async def _renewed(account: Account, pending: Pending, attempt: _Attempt) -> bool:
+        """After a 401, renew the credentials once per row (a refreshing scheme may)."""
+        if pending.refreshed:
+            return False
+        pending.refreshed = True
+        return await account.credentials.after_unauthorized(attempt.authorization)
 
-    async def _initialize_row(self, client: InitializeClient, item: WorkItem) -> Record:
-        account = self._accounts.get(item.account)
-        assert account is not None  # the reader turned unknown accounts into invalid rows
-        gate = self.gates[account.name]
-        attempts = failures = rate_limited = 0
-        while True:
-            await gate.acquire()
-            attempt = await self._send_once(client, gate, account, item)
-            attempts += 1
-            result = attempt.result
-            if isinstance(result, Initialized):
-                return ok_record(
-                    item,
-                    result,
-                    sent_at=attempt.sent_at,
-                    attempts=attempts,
-                    http_status=attempt.http_status or 200,
-                )
-            if attempt.http_status == 429 and rate_limited < MAX_RATE_LIMITED_RETRIES:
-                rate_limited += 1
-                continue  # the gate holds this row until the window resets
-            failures += 1
-            if not result.retryable or failures >= self.config.max_attempts:
-                return failed_record(
-                    item, result, attempts=attempts, http_status=attempt.http_status
-                )
-            await anyio.sleep(self._backoff_s(failures, attempt.retry_after_s))
-
-    async def _send_once(
-        self, client: InitializeClient, gate: WindowGate, account: Account, item: WorkItem
-    ) -> _Attempt:
+    async def _send(self, client: InitializeClient, account: Account, pending: Pending) -> _Attempt:
+        try:
+            authorization = await account.credentials.authorization("POST", self._url)
+        except BaseException:
+            self._dispatcher.release(account.name, None)
+            raise
         sent_at = time.time()
+        pending.attempts += 1
         self._counters.requests += 1
         try:
-            answer = await client.initialize(item.request, authorization=account.authorization)
+            answer = await client.initialize(pending.item.request, authorization=authorization)
         except ApiError as exc:
-            gate.release(None)
-            return _Attempt(sent_at=sent_at, http_status=None, result=transport_error_info(exc))
+            self._dispatcher.release(account.name, None)
+            return _Attempt(
+                sent_at=sent_at,
+                http_status=None,
+                result=transport_error_info(exc),
+                authorization=authorization,
+            )
         except BaseException:
-            gate.release(None)
+            self._dispatcher.release(account.name, None)
             raise
         rate_limited = answer.http_status == 429
-        gate.release(answer.rate, rate_limited=rate_limited)
+        self._dispatcher.release(account.name, answer.rate, rate_limited=rate_limited)
         self._counters.rate_limited += rate_limited
         return _Attempt(
             sent_at=sent_at,
             http_status=answer.http_status,
             result=answer.result,
+            authorization=authorization,
             retry_after_s=answer.rate.retry_after_s,
         )
+
+    def _settle(self, account: Account, pending: Pending, attempt: _Attempt) -> Record | None:
+        item, result = pending.item, attempt.result
+        if isinstance(result, Initialized):
+            self._counters.auth_failures_in_a_row[account.name] = 0
+            self._counters.ok += 1
+            return ok_record(
+                item,
+                result,
+                sent_at=attempt.sent_at,
+                attempts=pending.attempts,
+                http_status=attempt.http_status or 200,
+            )
+        if attempt.http_status == 429 and pending.rate_limited < MAX_RATE_LIMITED_RETRIES:
+            pending.rate_limited += 1
+            self._dispatcher.put_back(pending)  # its gate holds it until the window resets
+            return None
+        if attempt.http_status in AUTH_STATUSES:
+            return self._auth_refused(account, pending, attempt, result)
+        pending.failures += 1
+        if not result.retryable or pending.failures >= self.config.max_attempts:
+            return self._failed(pending, result, attempt.http_status)
+        self._requeue_later(pending, self._backoff_s(pending.failures, attempt.retry_after_s))
+        return None
+
+    def _auth_refused(
+        self, account: Account, pending: Pending, attempt: _Attempt, error: ErrorInfo
+    ) -> Record | None:
+        status = attempt.http_status or 0
+        scheme = credentials_scheme(account.credentials)
+        explained = describe_auth_failure(status, error.type, error.title, error.detail, scheme)
+        in_a_row = self._counters.auth_failures_in_a_row
+        in_a_row[account.name] += 1
+        if in_a_row[account.name] >= self.config.auth_failure_limit:
+            self._stop_account(
+                account.name, f"HTTP {status} {in_a_row[account.name]} times in a row: {explained}"
+            )
+        # Fixing the credentials fixes the row: a later run should try it again.
+        return self._failed(
+            pending, replace(error, detail=explained, retryable=True), attempt.http_status
+        )
+
+    def _failed(self, pending: Pending, error: ErrorInfo, http_status: int | None) -> Record:
+        self._counters.failed += 1
+        return failed_record(
+            pending.item, error, attempts=pending.attempts, http_status=http_status
+        )
+
+    def _requeue_later(self, pending: Pending, delay_s: float) -> None:
+        async def wait_then_requeue() -> None:
+            with anyio.move_on_after(delay_s):
+                await self._stopping.wait()
+            self._dispatcher.put_back(pending)  # dropped when the run is stopping
+
+        assert self._work_group is not None
+        self._work_group.start_soon(wait_then_requeue)
+
+    def _stop_account(self, name: str, why: str) -> None:
+        if name in self.stopped_accounts:
+            return
+        self.stopped_accounts.append(name)
+        self._dispatcher.stop_account(name)
+        log.error(
+            "account %r stopped: its credentials were refused (%s); its remaining rows are left "
+            "for the next run — fix the credentials and run the same command again",
+            name,
+            why,
+        )
+
+    def _check_failure_rate(self) -> None:
+        limit = self.config.max_failure_rate
+        finished = self._counters.ok + self._counters.failed
+        if limit is None or finished < self.config.failure_rate_min_rows:
+            return
+        rate = self._counters.failed / finished
+        if rate > limit and self.stop_reason is None:
+            self.stop(f"failure rate {rate:.1%} over --max-failure-rate {limit:.1%}")
 
     def _backoff_s(self, failures: int, retry_after_s: float | None) -> float:
         """Capped exponential backoff with full jitter; never shorter than ``Retry-After``."""
@@ -275,11 +471,15 @@ class Job:
             ok=tally.ok,
             failed=tally.failed,
             invalid=tally.invalid,
+            skipped=dict(self._counters.skipped),
             requests=self._counters.requests,
             rate_limited=self._counters.rate_limited,
             waited_s=sum(gate.waited_s for gate in self.gates.values()),
             elapsed_s=time.monotonic() - self.started_at,
             results_path=self._writer.path,
+            total=self.total,
+            stop_reason=self.stop_reason,
+            stopped_accounts=tuple(self.stopped_accounts),
         )
 
 
@@ -300,37 +500,9 @@ def first_batcher_error(group: BaseExceptionGroup[BaseException]) -> BatcherErro
 def transport_error_info(exc: ApiError) -> ErrorInfo:
     """The record form of a request that got no usable answer (all of them worth a retry)."""
     if isinstance(exc, RequestTimeout):
-        return ErrorInfo(type="timeout", title="Request timed out", detail=str(exc), retryable=True)
-    if isinstance(exc, BadResponse):
-        return ErrorInfo(
-            type="bad_response", title="Malformed answer", detail=str(exc), retryable=True
-        )
-    return ErrorInfo(
-        type="connection_error", title="Connection failed", detail=str(exc), retryable=True
-    )
-
-
-def _invalid(outcome: WorkItem | InvalidRow, slug: str, title: str, detail: str) -> InvalidRow:
-    return InvalidRow(
-        row=outcome.row,
-        key=outcome.key,
-        path=outcome.path,
-        account=outcome.account,
-        meta=outcome.meta,
-        error=ErrorInfo(type=slug, title=title, detail=detail, retryable=False),
-    )
-
-
-def _duplicate_detail(outcome: WorkItem | InvalidRow, first_row: int) -> str:
-    return (
-        f"row {outcome.row}: key {outcome.key!r} was already used by row {first_row}; "
-        "give every row a unique key (or path) and run again"
-    )
-
-
-def _account_detail(outcome: WorkItem | InvalidRow, accounts: AccountSet) -> str:
-    known = ", ".join(sorted(accounts.names))
-    return (
-        f"row {outcome.row}: account {outcome.account!r} is not configured (known: {known}); "
-        "fix the account column or add the account to the accounts file"
-    )
+        title, slug = "Request timed out", "timeout"
+    elif isinstance(exc, BadResponse):
+        title, slug = "Malformed answer", "bad_response"
+    else:
+        title, slug = "Connection failed", "connection_error"
+    return ErrorInfo(type=slug, title=title, detail=str(exc), retryable=True)

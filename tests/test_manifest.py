@@ -503,3 +503,10 @@ def test_csv_bare_carriage_return_is_a_problem_in_plain_words(tmp_path: Path) ->
     assert records[0].problem is not None
     assert "carriage return" in records[0].problem
     assert records[1] == ManifestRecord(row=2, path="c.png")
+
+
+def test_every_non_string_field_of_a_jsonl_line_is_dropped(tmp_path: Path) -> None:
+    (tmp_path / "m.jsonl").write_bytes(b'{"path": [], "key": [null], "account": 7}\n')
+    (record,) = read_all(tmp_path / "m.jsonl")
+    assert (record.path, record.key, record.account) == (None, None, None)
+    assert record.problem == 'field "path" must be a string, not an array'

@@ -19,6 +19,7 @@ class FakeJob:
     tally: Tally = field(default_factory=Tally)
     total: int | None = 1000
     started_at: float = 0.0
+    skipped: int = 0
     gates: dict[str, WindowGate] = field(default_factory=lambda: {"default": WindowGate("default")})
 
 
@@ -79,6 +80,7 @@ def summary(*, ok: int = 0, failed: int = 0, invalid: int = 0) -> RunSummary:
         failed=failed,
         invalid=invalid,
         requests=ok + failed,
+        skipped={},
         rate_limited=2,
         waited_s=3.5,
         elapsed_s=65,

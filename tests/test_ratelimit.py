@@ -2,103 +2,135 @@
 
 from __future__ import annotations
 
-import anyio
+import math
+from dataclasses import dataclass
+
 import pytest
 
 from batcher.api import RateLimitInfo
-from batcher.ratelimit import DEFAULT_RESET_MARGIN_S, WindowGate
+from batcher.ratelimit import (
+    DEFAULT_RESET_MARGIN_S,
+    AccountGate,
+    AppLimitInfo,
+    Gate,
+    Pacer,
+    WindowGate,
+    build_gates,
+    parse_app_limit,
+)
 
-pytestmark = pytest.mark.anyio
+NOW = 1_000_000.0
 
 
 class FakeClock:
     """Epoch seconds that move only when the test says so."""
 
-    def __init__(self, now: float = 1_000_000.0) -> None:
+    def __init__(self, now: float = NOW) -> None:
         self.now = now
 
     def __call__(self) -> float:
         return self.now
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WithApp(RateLimitInfo):
+    """``RateLimitInfo`` with the app-cap fields the lead adds to ``batcher.api``."""
+
+    app_limit: int | None = None
+    app_remaining: int | None = None
+    app_reset_at: float | None = None
+
+
 def headers(*, limit: int = 10, remaining: int, reset_at: float) -> RateLimitInfo:
     return RateLimitInfo(limit=limit, remaining=remaining, reset_at=reset_at)
 
 
-async def admits_now(gate: WindowGate) -> bool:
-    """True when acquire() returns at once (the slot is then counted)."""
-    with anyio.move_on_after(0.05):
-        await gate.acquire()
-        return True
-    return False
+def admitted(gate: Gate, times: int = 1) -> list[bool]:
+    return [gate.admit() is None for _ in range(times)]
 
 
-async def test_only_one_probe_before_the_first_headers() -> None:
+def opened(clock: FakeClock, *, remaining: int, reset_in: float, limit: int = 10) -> WindowGate:
+    """A gate that has seen one answer."""
+    gate = WindowGate("a", clock=clock)
+    assert gate.admit() is None
+    gate.release(headers(limit=limit, remaining=remaining, reset_at=clock.now + reset_in))
+    return gate
+
+
+def test_only_one_probe_before_the_first_headers() -> None:
     gate = WindowGate("a", clock=FakeClock())
-    assert await admits_now(gate)
-    assert not await admits_now(gate)
+    assert gate.admit() is None
+    assert gate.admit() == math.inf
 
 
-async def test_first_headers_open_the_gate_to_the_remaining_quota() -> None:
+def test_first_headers_open_the_gate_to_the_remaining_quota() -> None:
     clock = FakeClock()
-    gate = WindowGate("a", clock=clock)
-    await gate.acquire()
-    gate.release(headers(remaining=3, reset_at=clock.now + 60))
-    assert [await admits_now(gate) for _ in range(4)] == [True, True, True, False]
+    gate = opened(clock, remaining=3, reset_in=60)
+    assert admitted(gate, 4) == [True, True, True, False]
     assert gate.paused_until == pytest.approx(clock.now + 60 + DEFAULT_RESET_MARGIN_S)
+    assert gate.admit() == pytest.approx(60 + DEFAULT_RESET_MARGIN_S)
 
 
-async def test_requests_in_flight_count_against_remaining() -> None:
-    clock = FakeClock()
-    gate = WindowGate("a", clock=clock)
-    await gate.acquire()
-    gate.release(headers(remaining=2, reset_at=clock.now + 60))
-    await gate.acquire()
-    await gate.acquire()
+def test_requests_in_flight_count_against_remaining() -> None:
+    gate = opened(FakeClock(), remaining=2, reset_in=60)
+    assert admitted(gate, 3) == [True, True, False]
     assert gate.in_flight == 2
-    assert not await admits_now(gate)
 
 
-async def test_a_new_window_restores_the_full_limit() -> None:
+def test_a_new_window_opens_with_one_probe_then_the_full_limit() -> None:
     clock = FakeClock()
-    gate = WindowGate("a", clock=clock)
-    await gate.acquire()
-    gate.release(headers(limit=5, remaining=0, reset_at=clock.now + 30))
-    assert not await admits_now(gate)
+    gate = opened(clock, limit=5, remaining=0, reset_in=30)
+    assert gate.admit() is not None
     clock.now += 30 + DEFAULT_RESET_MARGIN_S
-    assert [await admits_now(gate) for _ in range(6)] == [True] * 5 + [False]
+    assert admitted(gate, 2) == [True, False]  # the clock is not confirmed yet
+    gate.release(headers(limit=5, remaining=4, reset_at=clock.now + 30))
+    assert admitted(gate, 5) == [True] * 4 + [False]
 
 
-async def test_out_of_order_answers_keep_the_lowest_remaining() -> None:
+def test_a_confirmed_clock_opens_the_next_window_at_full_speed() -> None:
+    clock = FakeClock()
+    gate = opened(clock, limit=5, remaining=0, reset_in=30)
+    for _ in range(2):
+        clock.now += 30 + DEFAULT_RESET_MARGIN_S
+        while gate.admit() is None:
+            pass
+        gate.release(headers(limit=5, remaining=4, reset_at=clock.now + 30))
+        gate.in_flight = 0
+    clock.now += 30 + DEFAULT_RESET_MARGIN_S
+    assert admitted(gate, 6) == [True] * 5 + [False]
+
+
+def test_out_of_order_answers_keep_the_lowest_remaining() -> None:
     clock = FakeClock()
     gate = WindowGate("a", clock=clock)
     for remaining in (7, 3, 5):
-        await gate.acquire()
+        gate.in_flight += 1
         gate.release(headers(remaining=remaining, reset_at=clock.now + 60))
     assert gate.remaining == 3
 
 
-async def test_answers_from_an_ended_window_are_ignored() -> None:
+def test_answers_from_an_ended_window_are_ignored() -> None:
     clock = FakeClock()
-    gate = WindowGate("a", clock=clock)
-    await gate.acquire()
+    gate = opened(clock, remaining=0, reset_in=5)
+    clock.now += 5 + DEFAULT_RESET_MARGIN_S
+    assert gate.admit() is None  # rolls into the next window
     gate.release(headers(remaining=9, reset_at=clock.now + 60))
-    await gate.acquire()
-    gate.release(headers(remaining=0, reset_at=clock.now - 5))
+    gate.in_flight += 1
+    gate.release(headers(remaining=0, reset_at=clock.now - 1))
     assert gate.remaining == 9
 
 
-async def test_429_closes_the_gate_until_the_reset_it_names() -> None:
+def test_429_closes_the_gate_until_the_reset_it_names() -> None:
     clock = FakeClock()
     gate = WindowGate("a", clock=clock)
-    await gate.acquire()
+    assert gate.admit() is None
     gate.release(headers(remaining=0, reset_at=clock.now + 42), rate_limited=True)
     assert gate.rate_limited_count == 1
     assert gate.paused_until == pytest.approx(clock.now + 42 + DEFAULT_RESET_MARGIN_S)
-    assert not await admits_now(gate)
+    assert gate.admit() is not None
 
 
-async def test_429_without_headers_backs_off_longer_each_time() -> None:
+def test_429_without_headers_backs_off_longer_each_time() -> None:
     clock = FakeClock()
     gate = WindowGate("a", clock=clock)
     pauses = []
@@ -112,7 +144,7 @@ async def test_429_without_headers_backs_off_longer_each_time() -> None:
     assert pauses[0] < pauses[1] < pauses[2]
 
 
-async def test_retry_after_is_honoured_when_longer_than_the_reset() -> None:
+def test_retry_after_is_honoured_when_longer_than_the_reset() -> None:
     clock = FakeClock()
     gate = WindowGate("a", clock=clock)
     gate.in_flight += 1
@@ -121,48 +153,117 @@ async def test_retry_after_is_honoured_when_longer_than_the_reset() -> None:
     assert gate.paused_until == pytest.approx(clock.now + 20)
 
 
-async def test_a_server_without_headers_is_not_gated() -> None:
+def test_a_server_without_headers_is_not_gated() -> None:
     gate = WindowGate("a", clock=FakeClock())
-    await gate.acquire()
+    assert gate.admit() is None
     gate.release(RateLimitInfo())
-    assert all([await admits_now(gate) for _ in range(50)])
+    assert all(admitted(gate, 50))
 
 
-async def test_release_wakes_a_waiter() -> None:
+def test_without_headers_a_429_slows_the_pace_and_successes_ramp_it_up() -> None:
     clock = FakeClock()
     gate = WindowGate("a", clock=clock)
-    await gate.acquire()
-    admitted = anyio.Event()
+    for _ in range(20):  # 20 requests per second, no headers
+        assert gate.admit() is None
+        gate.release(RateLimitInfo())
+        clock.now += 0.05
+    gate.in_flight += 1
+    gate.release(RateLimitInfo(), rate_limited=True)
+    clock.now += 10  # past the penalty
+    assert gate.admit() is None
+    slow = gate.admit()
+    assert slow is not None
+    assert slow == pytest.approx(0.1, rel=0.2)  # about half the observed rate
+    for _ in range(50):
+        gate.release(RateLimitInfo())
+    clock.now += slow
+    assert gate.admit() is None
+    faster = gate.admit()
+    assert faster is not None
+    assert faster < slow
 
-    async def wait_for_slot() -> None:
-        await gate.acquire()
-        admitted.set()
 
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait_for_slot)
-            await anyio.sleep(0.01)
-            assert not admitted.is_set()
-            gate.release(headers(remaining=5, reset_at=clock.now + 60))
-            await admitted.wait()
+def test_waited_time_counts_a_pause_once_however_often_it_is_asked() -> None:
+    clock = FakeClock()
+    gate = opened(clock, remaining=1, reset_in=600)
+    assert gate.admit() is None  # the window's last slot
+    for _ in range(3):
+        assert gate.admit() is not None
+        clock.now += 5
+    gate.release(headers(remaining=5, reset_at=clock.now + 1200))
+    assert gate.admit() is None
+    assert gate.waited_s == pytest.approx(15)
 
 
 def test_repr_shows_live_state() -> None:
     assert "remaining=None" in repr(WindowGate("alice"))
 
 
-async def test_waited_time_counts_a_pause_once_however_many_workers_wait() -> None:
+def test_build_gates_gives_protocol_gates_sharing_the_app_cap() -> None:
     clock = FakeClock()
-    gate = WindowGate("a", clock=clock)
-    await gate.acquire()
-    gate.release(headers(remaining=1, reset_at=clock.now + 600))
-    await gate.acquire()  # the window's last slot: the next two must wait
+    gates = build_gates(["a", "b"], app_daily_limit=3, clock=clock)
+    typed: dict[str, Gate] = dict(gates)
+    for name, gate in typed.items():
+        assert gate.name == name
+        assert gate.admit() is None
+        gate.release(headers(remaining=10, reset_at=clock.now + 60))
+    assert typed["a"].admit() is None
+    assert typed["b"].admit() is not None  # 2 answered + 1 in flight: the app's 3 are spent
+    assert typed["a"].in_flight == 1
 
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(gate.acquire)
-            tg.start_soon(gate.acquire)
-            await anyio.sleep(0.01)
-            clock.now += 10
-            gate.release(headers(remaining=5, reset_at=clock.now + 1200))
-    assert gate.waited_s == pytest.approx(10)
+
+def test_app_429_pauses_every_account_but_not_the_users_window() -> None:
+    clock = FakeClock()
+    gates = build_gates(["a", "b"], clock=clock)
+    a, b = gates["a"], gates["b"]
+    assert a.admit() is None
+    rate = WithApp(
+        limit=10,
+        remaining=8,
+        reset_at=clock.now + 60,
+        app_limit=100,
+        app_remaining=0,
+        app_reset_at=clock.now + 3600,
+    )
+    a.release(rate, rate_limited=True)
+    assert a.rate_limited_count == 1
+    assert a.window.remaining == 8
+    for gate in (a, b):
+        assert gate.admit() == pytest.approx(3600 + DEFAULT_RESET_MARGIN_S)
+        assert gate.paused_until == pytest.approx(clock.now + 3600 + DEFAULT_RESET_MARGIN_S)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(
+            {
+                "x-app-limit-24hour-limit": "180000",
+                "x-app-limit-24hour-remaining": "17",
+                "x-app-limit-24hour-reset": "1700000000",
+            },
+            AppLimitInfo(limit=180000, remaining=17, reset_at=1700000000.0),
+            id="all",
+        ),
+        pytest.param({}, AppLimitInfo(), id="none"),
+        pytest.param(
+            {"x-app-limit-24hour-limit": "lots", "x-app-limit-24hour-reset": "soon"},
+            AppLimitInfo(),
+            id="garbage",
+        ),
+    ],
+)
+def test_parse_app_limit(raw: dict[str, str], expected: AppLimitInfo) -> None:
+    assert parse_app_limit(raw) == expected
+
+
+def test_max_rate_paces_evenly_without_an_initial_burst() -> None:
+    clock = FakeClock()
+    gate = AccountGate(WindowGate("a", clock=clock), pacer=Pacer(10), clock=clock)
+    gate.window.limit = gate.window.remaining = 1000  # headers seen: no probe rule
+    assert gate.admit() is None
+    assert gate.admit() == pytest.approx(0.1)
+    clock.now += 0.1
+    assert gate.admit() is None
+    clock.now += 60  # idle for long: still no burst
+    assert admitted(gate, 2) == [True, False]

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from batcher.api import ClientConfig
-from batcher.auth import Account, AccountSet
+from batcher.auth import AccountSet, bearer_account
 from batcher.demo import gif_bytes, jpeg_bytes, mp4_bytes, png_bytes
 from batcher.runner import Job, RunConfig, RunSummary
 from batcher.simulator import Fault, SimulatorConfig, SimulatorServer
@@ -44,7 +44,7 @@ async def run_manifest(
     job = Job(
         manifest=str(manifest),
         results_path=results,
-        accounts=AccountSet(default=Account(name="default", token=token)),
+        accounts=AccountSet(default=bearer_account("default", token)),
         client_config=ClientConfig(
             base_url=server.url, max_in_flight=settings["concurrency"], timeout_s=timeout_s
         ),
@@ -263,7 +263,9 @@ async def test_retries_stop_at_max_attempts_and_stay_retryable(tmp_path: Path) -
     assert record["error"]["retryable"] is True
 
 
-async def test_unknown_token_fails_once_without_retry(tmp_path: Path) -> None:
+async def test_refused_token_fails_once_and_stays_retryable_for_a_later_run(
+    tmp_path: Path,
+) -> None:
     manifest = metadata_csv(tmp_path / "m.csv", 3)
     async with serving() as server:
         summary = await run_manifest(server, manifest, tmp_path / "out.jsonl", token="wrong-token")
@@ -273,7 +275,7 @@ async def test_unknown_token_fails_once_without_retry(tmp_path: Path) -> None:
     for record in records:
         assert (record["http_status"], record["attempts"]) == (401, 1)
         assert record["error"]["type"] == "unauthorized"
-        assert record["error"]["retryable"] is False
+        assert record["error"]["retryable"] is True  # fixing the credentials fixes the row
     assert "wrong-token" not in (tmp_path / "out.jsonl").read_text()
 
 

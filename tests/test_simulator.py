@@ -630,7 +630,7 @@ async def test_shutdown_is_prompt_with_a_hanging_request(session: aiohttp.Client
     async with anyio.create_task_group() as group:
         group.start_soon(hanging_call)
         with anyio.fail_after(5):
-            while server.stats().requests == 0:  # noqa: ASYNC110 - polling the server's counter
+            while server.stats().requests == 0:
                 await anyio.sleep(0.01)
         started = time.perf_counter()
         await server.aclose()

@@ -19,7 +19,7 @@ import pytest
 from aiohttp import web
 
 from batcher.api import ClientConfig
-from batcher.auth import Account, AccountSet
+from batcher.auth import AccountSet, bearer_account
 from batcher.runner import Job, RunConfig
 
 pytestmark = pytest.mark.anyio
@@ -83,7 +83,7 @@ async def test_requests_are_exact_bounded_and_reuse_connections(tmp_path: Path) 
         job = Job(
             manifest=str(manifest),
             results_path=tmp_path / "out.jsonl",
-            accounts=AccountSet(default=Account(name="default", token=TOKEN)),
+            accounts=AccountSet(default=bearer_account("default", TOKEN)),
             client_config=ClientConfig(base_url=url, max_in_flight=4),
             config=RunConfig(concurrency=4),
         )

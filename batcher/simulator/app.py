@@ -2,7 +2,7 @@
 
 One request goes through, in order::
 
-    latency ─▶ auth ──401 (not counted, no fault drawn)
+    latency ─▶ auth ──401 / 403 (not counted, no fault drawn; see ``simulator.oauth``)
                  └─▶ count against user window + app day ─▶ fault? ─▶ app cap 429
                      ─▶ user window 429 ─▶ body check 400 ─▶ 200 with a new id
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
-from dataclasses import dataclass
 from typing import NoReturn
 
 from aiohttp import web
@@ -23,7 +22,10 @@ from aiohttp import web
 from batcher import contract
 from batcher.simulator import problems
 from batcher.simulator.faults import Fault
+from batcher.simulator.oauth import NO_MEDIA_WRITE, UNAUTHORIZED, Refusal
+from batcher.simulator.oauth import Identity as Identity  # re-exported: the package names it
 from batcher.simulator.state import SimulatorState
+from batcher.simulator.token_endpoint import OAUTH_KEY, TOKEN_PATH, handle_token
 from batcher.simulator.validation import parse_initialize_body
 from batcher.simulator.windows import WindowUsage
 
@@ -37,32 +39,33 @@ _STATUS_OF_FAULT = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """Who a request acts for. ``user`` keys the rate-limit windows."""
-
-    user: str
-    scheme: str
-
-
 def create_app(state: SimulatorState) -> web.Application:
     """An application serving the initialize route from ``state``."""
     app = web.Application()
     app[STATE_KEY] = state
+    app[OAUTH_KEY] = state.oauth
     app.router.add_post(contract.INITIALIZE_PATH, handle_initialize)
+    app.router.add_post(TOKEN_PATH, handle_token)
     return app
 
 
-def authenticate(request: web.BaseRequest, tokens: frozenset[str]) -> Identity | None:
-    """The identity a request proves, or ``None``.
+def authenticate(request: web.BaseRequest, state: SimulatorState) -> Identity | Refusal:
+    """The identity a request proves, or the 401/403 that refuses it.
 
-    Only OAuth 2.0 user tokens (``Authorization: Bearer <token>``) for now; OAuth 1.0a user
-    context and the refusal of app-only tokens belong here too.
+    Static user tokens (``config.tokens``, each its own user), then the OAuth world of
+    ``config.oauth``: issued OAuth 2.0 tokens, app-only tokens, OAuth 1.0a signatures.
     """
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials in tokens:
-        return Identity(user=credentials, scheme="oauth2_user")
-    return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() == "bearer":
+        if credentials in state.config.oauth.no_media_write_tokens:
+            return NO_MEDIA_WRITE
+        if credentials in state.config.tokens:
+            return Identity(user=credentials, scheme="oauth2_user")
+        return state.oauth.bearer(credentials)
+    if scheme.lower() == "oauth":
+        return state.oauth.oauth1(request.method, str(request.url), header)
+    return UNAUTHORIZED
 
 
 async def handle_initialize(request: web.Request) -> web.StreamResponse:
@@ -73,11 +76,13 @@ async def handle_initialize(request: web.Request) -> web.StreamResponse:
     if config.latency_s or config.latency_jitter_s:
         await asyncio.sleep(config.latency_s + state.jitter.uniform(0.0, config.latency_jitter_s))
     now_s = state.now()
-    identity = authenticate(request, config.tokens)
-    if identity is None:
-        state.unauthorized += 1
+    identity = authenticate(request, state)
+    if isinstance(identity, Refusal):
+        state.unauthorized += identity.status == 401
         headers = {"Date": state.http_date(now_s)}
-        return _respond(state, 401, problems.UNAUTHORIZED, headers, problems.PROBLEM_CONTENT_TYPE)
+        return _respond(
+            state, identity.status, identity.body, headers, problems.PROBLEM_CONTENT_TYPE
+        )
     user, app_day = state.hit_windows(identity.user, now_s)
     headers = _limit_headers(state, now_s, user, app_day)
     fault = state.faults.draw()

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from batcher import contract
 from batcher.simulator.faults import FaultRates
+from batcher.simulator.oauth import OAuthConfig
 
 DEFAULT_TOKEN = "batcher-simulator-token"
 """The bearer token a standalone simulator accepts when ``BATCHER_SIM_TOKEN`` is unset."""
@@ -27,6 +28,8 @@ APP_WINDOW_SECS = 86_400
 class SimulatorConfig:
     """A simulator's settings; defaults are the real endpoint's limits and no faults.
 
+    ``oauth`` adds OAuth 2.0 apps, grants and refresh, OAuth 1.0a users and app-only tokens
+    (see :mod:`batcher.simulator.oauth`); ``tokens`` stay valid static user tokens.
     ``clock_offset_s`` shifts the server's clock (windows, reset headers, ``Date``) against the
     host's, to test clients that must trust the server's reset rather than their own clock.
     """
@@ -46,6 +49,7 @@ class SimulatorConfig:
     truncated_rate: float = 0.0
     no_id_rate: float = 0.0
     hang_s: float = DEFAULT_HANG_S
+    oauth: OAuthConfig = field(default_factory=OAuthConfig)
 
     def __post_init__(self) -> None:
         if isinstance(self.tokens, str):

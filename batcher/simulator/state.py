@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 from batcher.simulator.config import APP_WINDOW_SECS, SimulatorConfig
 from batcher.simulator.faults import Fault, FaultPlan
+from batcher.simulator.oauth import OAuthState
 from batcher.simulator.windows import FixedWindows, WindowUsage
 
 Clock = Callable[[], float]
@@ -70,6 +71,7 @@ class SimulatorState:
         "invalid",
         "issued",
         "jitter",
+        "oauth",
         "rate_limited",
         "requests",
         "unauthorized",
@@ -84,6 +86,7 @@ class SimulatorState:
         self.faults = FaultPlan(config.fault_rates(), seed=config.seed)
         self.jitter = random.Random(config.seed + 1)
         self.closing = asyncio.Event()
+        self.oauth = OAuthState(config.oauth, clock=self.now)
         self.issued: dict[str, Issued] = {}
         self.by_status: Counter[int] = Counter()
         self.faults_injected: Counter[Fault] = Counter()

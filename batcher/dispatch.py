@@ -1,0 +1,217 @@
+"""Hands each worker the next row whose account may send now.
+
+Rows wait in one bounded queue per account. A worker asks :meth:`Dispatcher.take` for work and
+gets a row of the first account, in round-robin order, whose gate admits a request, so a paused
+account never idles workers that other accounts' rows could use. Rows that must wait for their
+window (a 429) go back to the front of their queue instead of holding a worker.
+
+Wake-ups pass a baton: a new row or a freed slot wakes one waiting worker, which wakes the next
+only if it found work; a gate that reopens on its own (its reset passed) is noticed through the
+waiters' timeouts. So a busy run does not wake every idle worker for every answer.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio
+
+from batcher.api import RateLimitInfo
+from batcher.models import WorkItem
+
+
+class Gate(Protocol):
+    """An account's admission control (see :mod:`batcher.ratelimit`)."""
+
+    def admit(self, now: float | None = None) -> float | None: ...
+
+    def release(
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
+    ) -> None: ...
+
+
+@dataclass(slots=True, kw_only=True)
+class Pending:
+    """A row on its way: the work and what has happened to it so far."""
+
+    item: WorkItem
+    account: str
+    attempts: int = 0
+    failures: int = 0
+    rate_limited: int = 0
+    refreshed: bool = False
+
+
+class Dispatcher:
+    """Per-account queues in front of the workers; see the module docstring."""
+
+    __slots__ = (
+        "_buffer",
+        "_clock",
+        "_closed",
+        "_gates",
+        "_in_hand",
+        "_next",
+        "_order",
+        "_queues",
+        "_space",
+        "_stopped",
+        "_stopped_accounts",
+        "_waiters",
+        "dropped",
+    )
+
+    def __init__(
+        self,
+        gates: Mapping[str, Gate],
+        *,
+        buffer_per_account: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._gates = dict(gates)
+        self._queues: dict[str, deque[Pending]] = {name: deque() for name in gates}
+        self._order = list(gates)
+        self._next = 0
+        self._buffer = buffer_per_account
+        self._clock = clock
+        self._closed = False
+        self._stopped = False
+        self._stopped_accounts: set[str] = set()
+        self._in_hand = 0
+        self._waiters: deque[anyio.Event] = deque()
+        self._space = anyio.Event()
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        queued = {name: len(queue) for name, queue in self._queues.items()}
+        return (
+            f"<Dispatcher queued={queued} in_hand={self._in_hand} closed={self._closed} "
+            f"stopped={self._stopped} dropped={self.dropped}>"
+        )
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called: no more rows are handed out."""
+        return self._stopped
+
+    def queued(self, account: str) -> int:
+        """Rows of ``account`` waiting for a worker."""
+        return len(self._queues[account])
+
+    async def put(self, pending: Pending) -> bool:
+        """Queue a new row (waits while its account's queue is full); False if it was dropped."""
+        queue = self._queues[pending.account]
+        while len(queue) >= self._buffer and self._accepts(pending.account):
+            # Only the reader waits here, on its own event, so it never swallows a wake-up
+            # meant for a worker.
+            self._space = anyio.Event()
+            await self._space.wait()
+        if not self._accepts(pending.account):
+            self.dropped += 1
+            return False
+        queue.append(pending)
+        self._wake_one()
+        return True
+
+    def put_back(self, pending: Pending) -> None:
+        """A worker returns a row it took, to be sent again when its account may send."""
+        if self._accepts(pending.account):
+            self._queues[pending.account].appendleft(pending)
+            self._in_hand -= 1
+            self._wake_one()
+        else:
+            self.dropped += 1
+            self.done()
+
+    def done(self) -> None:
+        """A worker finished a row it took (its line is written, or the row was dropped)."""
+        self._in_hand -= 1
+        if self._closed and self._in_hand == 0:
+            self._wake_all()  # the last row is done: let every worker see the end
+
+    def release(
+        self, account: str, rate: RateLimitInfo | None, *, rate_limited: bool = False
+    ) -> None:
+        """One request of ``account`` has finished: tell its gate, let a waiting worker look."""
+        self._gates[account].release(rate, rate_limited=rate_limited)
+        self._wake_one()
+
+    def close(self) -> None:
+        """No more new rows will come; workers end once every row is done."""
+        self._closed = True
+        self._wake_all()
+
+    def stop(self) -> None:
+        """Hand out nothing more; queued rows stay unattempted (the next run resumes them)."""
+        self._stopped = True
+        for queue in self._queues.values():
+            self.dropped += len(queue)
+            queue.clear()
+        self._wake_all()
+
+    def stop_account(self, account: str) -> None:
+        """Drop ``account``'s queued and future rows (its credentials are refused)."""
+        self._stopped_accounts.add(account)
+        queue = self._queues[account]
+        self.dropped += len(queue)
+        queue.clear()
+        self._wake_all()
+
+    async def take(self) -> Pending | None:
+        """The next row whose account admits a request now, or None when the work is over."""
+        while not self._stopped:
+            pending, soonest = self._take_admitted()
+            if pending is not None:
+                self._in_hand += 1
+                if any(self._queues.values()):
+                    self._wake_one()  # pass the baton: there may be more to hand out
+                return pending
+            if self._closed and self._in_hand == 0 and not any(self._queues.values()):
+                return None
+            await self._wait(soonest)
+        return None
+
+    def _take_admitted(self) -> tuple[Pending | None, float]:
+        now = self._clock()
+        soonest = math.inf
+        count = len(self._order)
+        for offset in range(count):
+            name = self._order[(self._next + offset) % count]
+            queue = self._queues[name]
+            if not queue:
+                continue
+            delay = self._gates[name].admit(now)
+            if delay is None:
+                self._next = (self._next + offset + 1) % count
+                self._space.set()
+                return queue.popleft(), 0.0
+            soonest = min(soonest, delay)
+        return None, soonest
+
+    def _accepts(self, account: str) -> bool:
+        return not self._stopped and account not in self._stopped_accounts
+
+    async def _wait(self, timeout_s: float) -> None:
+        event = anyio.Event()
+        self._waiters.append(event)
+        try:
+            with anyio.move_on_after(timeout_s):
+                await event.wait()
+        finally:
+            if not event.is_set():
+                self._waiters.remove(event)
+
+    def _wake_one(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()
+
+    def _wake_all(self) -> None:
+        self._space.set()
+        waiters, self._waiters = self._waiters, deque()
+        for event in waiters:
+            event.set()

@@ -1,0 +1,399 @@
+"""The HTTP/1.1 fast path: one origin, keep-alive connections, aiohttp's C response parser.
+
+``aiohttp.ClientSession`` spends most of its ~60 µs per request on machinery a single-endpoint
+batch job never uses (URL joining, cookies, tracing, redirects, middlewares, per-request
+``ClientRequest``/``ClientResponse`` objects, a timer context per read). This module keeps what
+the initialize call needs and nothing else:
+
+* ``asyncio`` transports from ``loop.create_connection`` (TLS via an ``ssl.SSLContext`` that
+  verifies certificates and host names by default; ``TCP_NODELAY`` is the loop's default);
+* aiohttp's llhttp-based ``HttpResponseParser`` (C-accelerated when aiohttp's extensions are
+  built) for status lines, headers, ``Content-Length``, chunked and read-until-close bodies,
+  and ``Content-Encoding`` — no hand-written HTTP parsing;
+* a LIFO pool of idle connections, at most ``max_in_flight`` requests (hence connections) at
+  once, one deadline timer per request covering connect, write and the whole answer.
+
+It raises only builtins and aiohttp's ``HttpProcessingError`` family: ``TimeoutError``,
+``OSError``/``ConnectionError`` (TLS errors included), ``HttpProcessingError``.
+:func:`batcher.api.translate_transport_errors` maps them onto batcher's tree in one place.
+
+Reuse and the one resend
+------------------------
+Initialize is not idempotent: every request the server *processes* opens an upload session.
+Connections the server closed while idle are dropped before use, and connections idle longer
+than ``keepalive_s`` are not reused, so the known race is narrow. What remains: a request
+written on a *reused* connection that the server closes (FIN or RST) before a single byte of
+the answer arrives. That is the signature of the server timing out an idle connection as the
+request crossed the wire, and the server application has then not read the request. Such a
+request is resent **once** on a **fresh** connection, and the answer says so (``sent == 2``).
+A failure on a fresh connection, a timeout, or a close after any answer byte is never resent
+here: it reaches the caller, whose retry policy (with its backoff and attempt count) decides.
+Worst case (a server that read the request and then dropped the connection silently), the
+resend leaves one orphan upload session, which expires on its own: the same outcome as the
+runner's own retry of a connection error, minus the backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
+
+from aiohttp.http_exceptions import BadHttpMessage
+from aiohttp.http_parser import HttpResponseParser
+
+DEFAULT_KEEPALIVE_S: Final = 15.0
+# The parser's StreamReader asks to pause reading past twice this; an initialize answer is
+# well under 1 KiB, so an answer that big is refused rather than buffered.
+BODY_LIMIT_BYTES: Final = 256 * 1024
+USER_AGENT: Final = "batcher"
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+class AnswerTooLarge(BadHttpMessage):
+    """The answer body grew past what an initialize answer can be."""
+
+
+class StaleConnection(ConnectionResetError):
+    """A reused connection closed before any byte of the answer: the request may be resent."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Origin:
+    """Where requests go: scheme, host, port, and the request target's path."""
+
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+    @classmethod
+    def from_url(cls, url: str) -> Origin:
+        """``https://api.x.com/2/media/upload/initialize`` → its parts (http and https only)."""
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url!r}")
+        port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(scheme=parts.scheme, host=parts.hostname, port=port, path=path)
+
+    @property
+    def host_header(self) -> str:
+        """The ``Host`` value: the port only when it is not the scheme's default."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == _DEFAULT_PORTS[self.scheme] else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawAnswer:
+    """A complete HTTP answer: status, headers (case-insensitive), body, requests it took."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    sent: int = 1
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection: send a request, get its answer, then the next one."""
+
+    __slots__ = (
+        "_loop",
+        "_message",
+        "_parser",
+        "_payload",
+        "_received",
+        "_timer",
+        "_transport",
+        "_waiter",
+        "closed",
+        "idle_since",
+        "served",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parser = HttpResponseParser(
+            cast(Any, self), loop, BODY_LIMIT_BYTES, read_until_eof=True, auto_decompress=True
+        )
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[RawAnswer] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._message: Any = None
+        self._payload: Any = None
+        self._received = False
+        self.closed = False
+        self.served = 0
+        self.idle_since = loop.time()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "busy" if self._waiter else "idle"
+        return f"<Connection {state} served={self.served}>"
+
+    # What the parser's StreamReader expects of its protocol.
+    @property
+    def connected(self) -> bool:
+        """True until the connection is lost."""
+        return not self.closed
+
+    def pause_reading(self) -> None:
+        """The body passed the buffer limit: refuse the answer instead of buffering more."""
+        self._fail(AnswerTooLarge(f"answer body larger than {2 * BODY_LIMIT_BYTES} bytes"))
+
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        """Nothing to resume: reading is never paused (see :meth:`pause_reading`)."""
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport."""
+        self._transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; answer the waiter once headers and the whole body are in."""
+        if self._waiter is None or self._waiter.done():
+            self._abort()  # bytes nobody asked for: the connection's framing is lost
+            return
+        self._received = True
+        try:
+            messages, _upgraded, _tail = self._parser.feed_data(data)
+        except BadHttpMessage as exc:
+            self._fail(exc)
+            return
+        if messages and self._message is None:
+            self._message, self._payload = messages[0]
+        if self._payload is not None and self._payload.is_eof():
+            self._finish()
+
+    def eof_received(self) -> bool | None:
+        """The peer closed its side: let the transport close; :meth:`connection_lost` follows."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Complete a read-until-close answer, or fail the request in flight."""
+        self.closed = True
+        if self._waiter is None or self._waiter.done():
+            return
+        if self._message is not None:
+            try:
+                self._parser.feed_eof()
+            except BadHttpMessage as error:
+                self._fail(error)
+                return
+            if self._payload.is_eof():
+                self._finish()
+                return
+        self._fail(self._lost_error(exc))
+
+    def _lost_error(self, exc: Exception | None) -> OSError:
+        if not self._received and self.served > 0:
+            return StaleConnection("the server closed a reused connection before answering")
+        if exc is not None and isinstance(exc, OSError):
+            return exc
+        where = "mid-answer" if self._received else "before answering"
+        return ConnectionResetError(f"the server closed the connection {where}")
+
+    # Requests
+    async def exchange(self, request: bytes, deadline: float) -> RawAnswer:
+        """Write ``request`` and wait for its complete answer until ``deadline`` (loop time)."""
+        transport = self._transport
+        if transport is None or self.closed or transport.is_closing():
+            raise ConnectionResetError("the connection is closed")
+        waiter: asyncio.Future[RawAnswer] = self._loop.create_future()
+        self._waiter = waiter
+        self._received = False
+        self._message = self._payload = None
+        self._timer = self._loop.call_at(deadline, self._on_deadline)
+        transport.write(request)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            self._abort()  # the answer's fate is unknown: this connection's framing too
+            raise
+        finally:
+            self._timer.cancel()
+            self._waiter = None
+            self.served += 1
+            self.idle_since = self._loop.time()
+
+    def _finish(self) -> None:
+        message, payload = self._message, self._payload
+        try:
+            body: bytes = payload.read_nowait(-1)
+        except BadHttpMessage as exc:
+            self._fail(exc)
+            return
+        if message.should_close:
+            self._close()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(RawAnswer(message.code, message.headers, body))
+
+    def _on_deadline(self) -> None:
+        self._fail(TimeoutError("no complete answer before the deadline"))
+
+    def _fail(self, exc: BaseException) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        self._abort()
+
+    def _close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def _abort(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    def close(self) -> None:
+        """Close the connection (idle ones gracefully; safe to call twice)."""
+        self._close()
+
+
+class ConnectionPool:
+    """Requests to one origin over at most ``max_connections`` keep-alive connections.
+
+    Create it inside the running loop; :meth:`aclose` (idempotent) closes every connection.
+    """
+
+    __slots__ = (
+        "_connect_timeout_s",
+        "_connections",
+        "_idle",
+        "_keepalive_s",
+        "_loop",
+        "_slots",
+        "_ssl",
+        "max_connections",
+        "opened",
+        "origin",
+        "resent",
+    )
+
+    def __init__(
+        self,
+        origin: Origin,
+        *,
+        max_connections: int,
+        connect_timeout_s: float,
+        keepalive_s: float = DEFAULT_KEEPALIVE_S,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.origin = origin
+        self.max_connections = max_connections
+        self.opened = 0
+        self.resent = 0
+        self._loop = asyncio.get_running_loop()
+        self._slots = asyncio.Semaphore(max_connections)
+        self._idle: deque[Connection] = deque()
+        self._connections: set[Connection] = set()
+        self._connect_timeout_s = connect_timeout_s
+        self._keepalive_s = keepalive_s
+        self._ssl: ssl.SSLContext | None = None
+        if origin.scheme == "https":
+            self._ssl = ssl_context or ssl.create_default_context()
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConnectionPool {self.origin.scheme}://{self.origin.host_header} "
+            f"open={len(self._connections)} idle={len(self._idle)} opened={self.opened} "
+            f"resent={self.resent}>"
+        )
+
+    async def request(self, data: bytes, timeout_s: float) -> RawAnswer:
+        """Send one complete request (bytes on the wire) and return its answer."""
+        async with self._slots:
+            deadline = self._loop.time() + timeout_s
+            connection = self._checkout() or await self._connect(deadline)
+            try:
+                return await connection.exchange(data, deadline)
+            except StaleConnection:
+                self.resent += 1
+                self._discard(connection)
+                connection = await self._connect(deadline)
+                answer = await connection.exchange(data, deadline)
+                return RawAnswer(answer.status, answer.headers, answer.body, sent=2)
+            finally:
+                self._checkin(connection)
+
+    def _checkout(self) -> Connection | None:
+        idle, oldest_usable = self._idle, self._loop.time() - self._keepalive_s
+        while idle:
+            connection = idle.pop()
+            if not connection.closed and connection.idle_since >= oldest_usable:
+                return connection
+            self._discard(connection)
+        return None
+
+    def _checkin(self, connection: Connection) -> None:
+        if connection.closed:
+            self._connections.discard(connection)
+        else:
+            self._idle.append(connection)
+
+    def _discard(self, connection: Connection) -> None:
+        connection.close()
+        self._connections.discard(connection)
+
+    async def _connect(self, deadline: float) -> Connection:
+        origin, loop = self.origin, self._loop
+        connection = Connection(loop)
+        server_hostname = origin.host if self._ssl is not None else None
+        async with asyncio.timeout_at(min(deadline, loop.time() + self._connect_timeout_s)):
+            await loop.create_connection(
+                lambda: connection,
+                origin.host,
+                origin.port,
+                ssl=self._ssl,
+                server_hostname=server_hostname,
+            )
+        self.opened += 1
+        self._connections.add(connection)
+        return connection
+
+    async def aclose(self) -> None:
+        """Close every connection; requests still in flight fail. Safe to call twice."""
+        connections, self._connections = self._connections, set()
+        self._idle.clear()
+        for connection in connections:
+            connection.close()
+        if connections:
+            await asyncio.sleep(0)  # let the transports report connection_lost
+
+
+def request_head(origin: Origin, authorization: str) -> bytes:
+    """Everything of a JSON POST before the ``Content-Length`` digits (fixed per token)."""
+    if any(ch in authorization for ch in "\r\n\0"):
+        raise ValueError("the Authorization value contains a line break or NUL")
+    return (
+        f"POST {origin.path} HTTP/1.1\r\n"
+        f"Host: {origin.host_header}\r\n"
+        f"User-Agent: {USER_AGENT}\r\n"
+        "Accept: application/json\r\n"
+        "Content-Type: application/json\r\n"
+        f"Authorization: {authorization}\r\n"
+        "Content-Length: "
+    ).encode("latin-1")
+
+
+def json_post(head: bytes, body: bytes) -> bytes:
+    """The complete request: ``head`` from :func:`request_head`, then the length and body."""
+    return b"%s%d\r\n\r\n%s" % (head, len(body), body)
+
+
+__all__ = [
+    "AnswerTooLarge",
+    "Connection",
+    "ConnectionPool",
+    "Origin",
+    "RawAnswer",
+    "StaleConnection",
+    "json_post",
+    "request_head",
+]

@@ -1,0 +1,160 @@
+"""The dispatcher: fair across accounts, bounded, and it ends when the work does."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import pytest
+
+from batcher.api import RateLimitInfo
+from batcher.dispatch import Dispatcher, Pending
+from batcher.models import InitializeRequest, WorkItem
+
+pytestmark = pytest.mark.anyio
+
+
+class ScriptedGate:
+    """A gate that admits while ``open`` and counts what it saw."""
+
+    def __init__(self, *, open_: bool = True, delay_s: float = math.inf) -> None:
+        self.open = open_
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.released = 0
+
+    def admit(self, now: float | None = None) -> float | None:
+        if not self.open:
+            return self.delay_s
+        self.in_flight += 1
+        return None
+
+    def release(
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
+    ) -> None:
+        self.in_flight -= 1
+        self.released += 1
+
+
+def pending(account: str, row: int) -> Pending:
+    request = InitializeRequest(media_type="image/png", media_category="tweet_image", total_bytes=1)
+    item = WorkItem(row=row, key=f"{account}{row}", path=None, account=account, request=request)
+    return Pending(item=item, account=account)
+
+
+async def test_a_paused_account_does_not_hold_back_the_others() -> None:
+    gates = {"paused": ScriptedGate(open_=False), "busy": ScriptedGate()}
+    dispatcher = Dispatcher(gates, buffer_per_account=10)
+    for row in range(3):
+        await dispatcher.put(pending("paused", row))
+        await dispatcher.put(pending("busy", row))
+    with anyio.fail_after(1):
+        taken = [await dispatcher.take() for _ in range(3)]
+    assert [p.account for p in taken if p is not None] == ["busy"] * 3
+    assert dispatcher.queued("paused") == 3
+
+
+async def test_accounts_take_turns() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate(), "b": ScriptedGate()}, buffer_per_account=10)
+    for row in range(3):
+        await dispatcher.put(pending("a", row))
+        await dispatcher.put(pending("b", row))
+    taken = [await dispatcher.take() for _ in range(4)]
+    assert [p.account for p in taken if p is not None] == ["a", "b", "a", "b"]
+
+
+async def test_the_reader_waits_while_an_accounts_queue_is_full() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate()}, buffer_per_account=2)
+    await dispatcher.put(pending("a", 1))
+    await dispatcher.put(pending("a", 2))
+    with anyio.move_on_after(0.05) as blocked:
+        await dispatcher.put(pending("a", 3))
+    assert blocked.cancelled_caught
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(dispatcher.put, pending("a", 3))
+        await anyio.sleep(0.01)
+        assert await dispatcher.take() is not None
+    assert dispatcher.queued("a") == 2
+
+
+async def test_workers_end_when_the_reader_is_done_and_every_row_is_finished() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate()}, buffer_per_account=10)
+    await dispatcher.put(pending("a", 1))
+    dispatcher.close()
+    first = await dispatcher.take()
+    assert first is not None
+    ended: list[Pending | None] = []
+    async with anyio.create_task_group() as tg:
+
+        async def wait_for_end() -> None:
+            ended.append(await dispatcher.take())
+
+        tg.start_soon(wait_for_end)
+        await anyio.sleep(0.01)
+        assert ended == []  # the row in hand may still come back (a retry)
+        dispatcher.put_back(first)
+        await anyio.sleep(0.01)
+        assert ended
+        assert ended[0] is first
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for_end)
+        await anyio.sleep(0.01)
+        dispatcher.done()
+    assert ended[-1] is None
+
+
+async def test_a_waiting_worker_is_woken_by_a_new_row() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate()}, buffer_per_account=10)
+    got: list[Pending | None] = []
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tg:
+
+            async def worker() -> None:
+                got.append(await dispatcher.take())
+
+            tg.start_soon(worker)
+            await anyio.sleep(0.01)
+            await dispatcher.put(pending("a", 7))
+    assert got[0] is not None
+    assert got[0].item.row == 7
+
+
+async def test_a_released_slot_wakes_a_worker_waiting_for_its_gate() -> None:
+    gate = ScriptedGate(open_=False)
+    dispatcher = Dispatcher({"a": gate}, buffer_per_account=10)
+    await dispatcher.put(pending("a", 1))
+    got: list[Pending | None] = []
+    with anyio.fail_after(1):
+        async with anyio.create_task_group() as tg:
+
+            async def worker() -> None:
+                got.append(await dispatcher.take())
+
+            tg.start_soon(worker)
+            await anyio.sleep(0.01)
+            gate.open = True
+            gate.in_flight += 1
+            dispatcher.release("a", None)
+    assert got[0] is not None
+
+
+async def test_stop_drops_queued_rows_and_ends_the_workers() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate(open_=False)}, buffer_per_account=10)
+    for row in range(5):
+        await dispatcher.put(pending("a", row))
+    dispatcher.stop()
+    assert await dispatcher.take() is None
+    assert dispatcher.dropped == 5
+    assert not await dispatcher.put(pending("a", 9))
+
+
+async def test_stopping_one_account_leaves_the_others() -> None:
+    dispatcher = Dispatcher({"a": ScriptedGate(), "b": ScriptedGate()}, buffer_per_account=10)
+    await dispatcher.put(pending("a", 1))
+    await dispatcher.put(pending("b", 1))
+    dispatcher.stop_account("a")
+    assert not await dispatcher.put(pending("a", 2))
+    taken = await dispatcher.take()
+    assert taken is not None
+    assert taken.account == "b"
+    assert dispatcher.dropped == 2
