@@ -1,15 +1,18 @@
 """The accounts file (``--accounts FILE``): which accounts a run acts for, and their credentials.
 
-A TOML file with one table per account; a token comes from an environment variable or from a
-file (relative to the accounts file), never from the file itself::
+A TOML file with one table per account. Every secret comes from an environment variable
+(``*_env``) or from a file (``*_file``, relative to the accounts file), never from the accounts
+file itself; :mod:`batcher.credentials` reads the keys of each scheme::
 
     default = "alice"            # optional: the account of rows without an `account` column
 
-    [accounts.alice]
+    [accounts.alice]             # a fixed OAuth 2.0 user token (scheme = "bearer", the default)
     token_env = "ALICE_TOKEN"
 
-    [accounts.bob]
-    token_file = "secrets/bob.token"
+    [accounts.bob]               # OAuth 2.0 with a rotating refresh token
+    scheme = "oauth2"
+    client_id = "..."
+    refresh_token_file = "tokens/bob"
 
 Without ``default`` (and without an account named ``default``), rows without an account use
 ``X_ACCESS_TOKEN``. Messages name the file and the account, never a token.
@@ -24,19 +27,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from batcher.auth import (
-    DEFAULT_ACCOUNT,
-    TOKEN_ENV,
-    Account,
-    AccountSet,
-    bearer_account,
-    load_default_account,
-    read_token_file,
-)
+from batcher.auth import DEFAULT_ACCOUNT, TOKEN_ENV, Account, AccountSet, load_default_account
+from batcher.credentials import CREDENTIAL_KEYS, parse_credentials
 from batcher.errors import ConfigError
 
-ACCOUNT_KEYS: Final = frozenset({"token_env", "token_file"})
-TOKEN_SOURCES: Final = ("token_env", "token_file")
 ACCOUNT_NAME: Final = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 
 
@@ -72,19 +66,16 @@ def parse_account(
         raise ConfigError(f"{where}: use letters, digits and _ . @ - in account names")
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: expected a table [accounts.{name}]")
-    unknown = sorted(set(table) - ACCOUNT_KEYS)
+    unknown = sorted(set(table) - CREDENTIAL_KEYS)
     if unknown:
-        allowed = ", ".join(sorted(ACCOUNT_KEYS))
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (allowed: {allowed})")
-    given = [key for key in TOKEN_SOURCES if key in table]
-    if len(given) != 1:
-        raise ConfigError(f"{where}: give exactly one of token_env or token_file")
-    value = table[given[0]]
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {given[0]} must be a non-empty string")
-    if given[0] == "token_env":
-        return bearer_account(name, _token_from_env(value, environ, where))
-    return bearer_account(name, _token_from_file(base_dir / value, where))
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    # An account without a scheme is a fixed OAuth 2.0 user token (token_env / token_file).
+    settings = {"scheme": "bearer", **table}
+    try:
+        credentials = parse_credentials(name, settings, base_dir, environ)
+    except ConfigError as exc:
+        raise ConfigError(f"accounts file {source}: {exc}") from None
+    return Account(name=name, credentials=credentials)
 
 
 def _read_toml(path: Path) -> dict[str, object]:
@@ -95,20 +86,6 @@ def _read_toml(path: Path) -> dict[str, object]:
         raise ConfigError(f"cannot read accounts file {path}: {type(exc).__name__}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"accounts file {path} is not valid TOML: {exc}") from None
-
-
-def _token_from_env(variable: str, environ: Mapping[str, str], where: str) -> str:
-    token = environ.get(variable, "").strip()
-    if not token:
-        raise ConfigError(f"{where}: environment variable {variable} is not set or empty")
-    return token
-
-
-def _token_from_file(path: Path, where: str) -> str:
-    try:
-        return read_token_file(path)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _default_account(

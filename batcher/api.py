@@ -75,6 +75,9 @@ class RateLimitInfo:
     reset_at: float | None = None
     retry_after_s: float | None = None
     server_time: float | None = None
+    app_limit: int | None = None
+    app_remaining: int | None = None
+    app_reset_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,13 +95,17 @@ class Answer:
 
 
 def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
-    """Read the ``x-rate-limit-*``, ``Retry-After`` and ``Date`` headers, tolerating garbage."""
+    """Read the ``x-rate-limit-*``, ``x-app-limit-24hour-*``, ``Retry-After`` and ``Date``
+    headers, tolerating garbage."""
     return RateLimitInfo(
         limit=_int_header(headers, "x-rate-limit-limit"),
         remaining=_int_header(headers, "x-rate-limit-remaining"),
         reset_at=_float_header(headers, "x-rate-limit-reset"),
         retry_after_s=_float_header(headers, "retry-after"),
         server_time=_date_header(headers),
+        app_limit=_int_header(headers, "x-app-limit-24hour-limit"),
+        app_remaining=_int_header(headers, "x-app-limit-24hour-remaining"),
+        app_reset_at=_float_header(headers, "x-app-limit-24hour-reset"),
     )
 
 

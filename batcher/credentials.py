@@ -141,7 +141,7 @@ class _Keys:
         self._environ = environ
 
     def error(self, problem: str) -> ConfigError:
-        return ConfigError(f"accounts file, account {self.account!r}: {problem}")
+        return ConfigError(f"account {self.account!r}: {problem}")
 
     def refuse_inline_secrets(self) -> None:
         for name in SECRET_NAMES:

@@ -17,16 +17,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 import anyio
 
 from batcher.api import RateLimitInfo
 from batcher.models import WorkItem
 
+PRUNE_WAITERS_AT: Final = 4096
 
-class Gate(Protocol):
-    """An account's admission control (see :mod:`batcher.ratelimit`)."""
+
+class Admission(Protocol):
+    """What the dispatcher needs of an account's gate (see :class:`batcher.ratelimit.Gate`)."""
 
     def admit(self, now: float | None = None) -> float | None: ...
 
@@ -68,7 +70,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        gates: Mapping[str, Gate],
+        gates: Mapping[str, Admission],
         *,
         buffer_per_account: int,
         clock: Callable[[], float] = time.time,
@@ -83,7 +85,7 @@ class Dispatcher:
         self._stopped = False
         self._stopped_accounts: set[str] = set()
         self._in_hand = 0
-        self._waiters: deque[anyio.Event] = deque()
+        self._waiters: deque[_Waiter] = deque()
         self._space = anyio.Event()
         self.dropped = 0
 
@@ -197,21 +199,40 @@ class Dispatcher:
         return not self._stopped and account not in self._stopped_accounts
 
     async def _wait(self, timeout_s: float) -> None:
-        event = anyio.Event()
-        self._waiters.append(event)
+        waiter = _Waiter()
+        if len(self._waiters) > PRUNE_WAITERS_AT:
+            self._waiters = deque(w for w in self._waiters if not w.gone)
+        self._waiters.append(waiter)
         try:
-            with anyio.move_on_after(timeout_s):
-                await event.wait()
+            if math.isinf(timeout_s):
+                await waiter.event.wait()
+            else:
+                with anyio.move_on_after(timeout_s):
+                    await waiter.event.wait()
         finally:
-            if not event.is_set():
-                self._waiters.remove(event)
+            # A waiter that left on its timeout stays queued, marked gone: removing it from
+            # the middle of a long deque would cost more than skipping it once.
+            waiter.gone = True
 
     def _wake_one(self) -> None:
-        if self._waiters:
-            self._waiters.popleft().set()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.gone:
+                waiter.event.set()
+                return
 
     def _wake_all(self) -> None:
         self._space.set()
         waiters, self._waiters = self._waiters, deque()
-        for event in waiters:
-            event.set()
+        for waiter in waiters:
+            waiter.event.set()
+
+
+class _Waiter:
+    """One worker waiting for work; ``gone`` once it stopped waiting."""
+
+    __slots__ = ("event", "gone")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.gone = False

@@ -7,13 +7,13 @@ line is printed now and then, so a long wait never looks like a hang. stdout sta
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final, Protocol, TextIO
 
 import anyio
 
 from batcher.journal import Settled
-from batcher.ratelimit import WindowGate
+from batcher.ratelimit import Gate
 from batcher.results import Tally
 from batcher.runner import RunSummary
 
@@ -38,7 +38,7 @@ class Watched(Protocol):
     def skipped(self) -> int: ...
 
     @property
-    def gates(self) -> dict[str, WindowGate]: ...
+    def gates(self) -> Mapping[str, Gate]: ...
 
 
 def format_duration(seconds: float) -> str:
@@ -69,10 +69,22 @@ def status_line(job: Watched, *, now: float | None = None) -> str:
     pause = pause_note(job.gates.values())
     if pause:
         parts.append(pause)
+    if len(job.gates) > 1:
+        parts.extend(account_note(gate) for gate in job.gates.values())
     return " · ".join(parts)
 
 
-def pause_note(gates: Iterable[WindowGate]) -> str:
+def account_note(gate: Gate) -> str:
+    """``alice 1,203/1,875 left`` or ``bob paused until 18:42:05``: one account's quota."""
+    until = gate.paused_until
+    if until is not None:
+        return f"{gate.name} paused until {time.strftime('%H:%M:%S', time.localtime(until))}"
+    if gate.remaining is None or gate.limit is None:
+        return f"{gate.name} quota not known yet"
+    return f"{gate.name} {max(0, gate.remaining - gate.in_flight):,}/{gate.limit:,} left"
+
+
+def pause_note(gates: Iterable[Gate]) -> str:
     """``waiting for rate-limit reset until 18:42:05`` while every account is paused."""
     until = [gate.paused_until for gate in gates]
     if not until or any(moment is None for moment in until):

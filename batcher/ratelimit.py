@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -78,39 +78,14 @@ class AppLimitInfo:
     reset_at: float | None = None
 
 
-def parse_app_limit(headers: Mapping[str, str]) -> AppLimitInfo:
-    """Read the ``x-app-limit-24hour-*`` headers, tolerating garbage."""
-    return AppLimitInfo(
-        limit=_int(headers.get("x-app-limit-24hour-limit")),
-        remaining=_int(headers.get("x-app-limit-24hour-remaining")),
-        reset_at=_float(headers.get("x-app-limit-24hour-reset")),
-    )
-
-
 def app_limit_of(rate: RateLimitInfo | None) -> AppLimitInfo | None:
-    """The app-cap part of ``rate``, once ``RateLimitInfo`` carries ``app_*`` fields."""
+    """The app-cap part of ``rate`` (None when the answer did not speak of it)."""
     if rate is None:
         return None
     info = AppLimitInfo(
-        limit=getattr(rate, "app_limit", None),
-        remaining=getattr(rate, "app_remaining", None),
-        reset_at=getattr(rate, "app_reset_at", None),
+        limit=rate.app_limit, remaining=rate.app_remaining, reset_at=rate.app_reset_at
     )
     return info if info.limit is not None else None
-
-
-def _int(value: str | None) -> int | None:
-    try:
-        return None if value is None else int(value)
-    except ValueError:
-        return None
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except ValueError:
-        return None
 
 
 class ServerClock:
@@ -762,5 +737,4 @@ __all__ = [
     "WindowGate",
     "app_limit_of",
     "build_gates",
-    "parse_app_limit",
 ]

@@ -8,6 +8,7 @@ object for ``failed`` and ``invalid``; unknown manifest columns under ``meta``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Mapping
@@ -30,7 +31,13 @@ Record = dict[str, Any]
 
 def rfc3339_utc(epoch_s: float) -> str:
     """``2026-12-01T18:20:00Z``; rounded down to the second, so never later than the truth."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(epoch_s)))
+    return _rfc3339_second(int(epoch_s))
+
+
+@functools.lru_cache(maxsize=8)
+def _rfc3339_second(epoch_s: int) -> str:
+    # Thousands of rows a second share the same few seconds: format each second once.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch_s))
 
 
 INPUT_FIELDS: Final = (

@@ -36,9 +36,10 @@ from batcher.contract import INITIALIZE_PATH
 from batcher.dispatch import Dispatcher, Pending
 from batcher.errors import ApiError, BadResponse, BatcherError, CredentialsError, RequestTimeout
 from batcher.journal import Journal, ResumePolicy, Settled, load_journal
+from batcher.keyindex import KeyIndex
 from batcher.manifest import Manifest, count_records, open_manifest
 from batcher.models import ErrorInfo, Initialized, InvalidRow, ManifestRecord, WorkItem
-from batcher.ratelimit import WindowGate
+from batcher.ratelimit import Gate, build_gates
 from batcher.results import (
     FsyncPolicy,
     Record,
@@ -48,7 +49,7 @@ from batcher.results import (
     invalid_record,
     ok_record,
 )
-from batcher.triage import Triage, Triaged
+from batcher.triage import Triage, Triaged, record_key
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class RunConfig:
     failure_rate_min_rows: int = DEFAULT_FAILURE_RATE_MIN_ROWS
     auth_failure_limit: int = DEFAULT_AUTH_FAILURE_LIMIT
     buffer_per_account: int = 4096
+    max_rate: float | None = None
+    app_daily_limit: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,7 +164,13 @@ class Job:
         self.config = config
         self.total: int | None = None
         self.started_at = time.monotonic()
-        self.gates = {name: WindowGate(name) for name in accounts.names}
+        self.gates: dict[str, Gate] = dict(
+            build_gates(
+                accounts.names,
+                max_rate=config.max_rate,
+                app_daily_limit=config.app_daily_limit,
+            )
+        )
         self.stop_reason: str | None = None
         self.stopped_accounts: list[str] = []
         self.run_id = uuid.uuid4().hex[:12]
@@ -208,11 +217,12 @@ class Job:
         """Read, inspect, initialize and record every row not settled by an earlier run."""
         self.started_at = time.monotonic()
         journal = await anyio.to_thread.run_sync(self._load_journal)
+        keys = await anyio.to_thread.run_sync(self._index_keys)
         manifest = open_manifest(self.manifest, fmt=self.config.manifest_format, stdin=self._stdin)
         self._writer.open()
         try:
             with manifest:
-                await self._run_pipeline(manifest, journal)
+                await self._run_pipeline(manifest, journal, keys)
         except BaseExceptionGroup as group:
             raise first_batcher_error(group) or group from None
         finally:
@@ -222,7 +232,31 @@ class Job:
     def _load_journal(self) -> Journal:
         return load_journal(self._writer.path, policy=self.config.resume, now=time.time())
 
-    async def _run_pipeline(self, manifest: Manifest, journal: Journal) -> None:
+    def _index_keys(self) -> KeyIndex:
+        """A first pass over the manifest: its exact row count and a compact key index.
+
+        stdin can be read once only: there every key is remembered instead.
+        """
+        if self.manifest == "-":
+            return KeyIndex()
+        fmt = self.config.manifest_format
+        expected = count_records(self.manifest, fmt=fmt) or 0
+        records = 0
+
+        def keys(manifest: Manifest) -> Iterator[str]:
+            nonlocal records
+            for record in manifest:
+                records += 1
+                key = record_key(record)
+                if key is not None:
+                    yield key
+
+        with open_manifest(self.manifest, fmt=fmt) as manifest:
+            index = KeyIndex.from_keys(keys(manifest), expected_keys=expected)
+        self.total = records
+        return index
+
+    async def _run_pipeline(self, manifest: Manifest, journal: Journal, keys: KeyIndex) -> None:
         size = self.config.concurrency
         record_send, record_receive = anyio.create_memory_object_stream[Record](size * 4)
         triage = Triage(
@@ -230,12 +264,12 @@ class Job:
             default_category=self.config.default_category,
             journal=journal,
             accounts=frozenset({None, *self._accounts.names}),
+            keys=keys,
         )
         async with InitializeClient(self._client_config) as client, anyio.create_task_group() as tg:
             tg.start_soon(self._writer.consume, record_receive)
             timers = anyio.CancelScope()
             tg.start_soon(self._run_timers, timers)
-            tg.start_soon(self._count_total)
             async with record_send, anyio.create_task_group() as work:
                 self._work_scope, self._work_group = work.cancel_scope, work
                 work.start_soon(self._read, manifest, triage, record_send.clone())
@@ -260,12 +294,6 @@ class Job:
         if self._work_scope is not None:
             log.warning("grace period over: cancelling requests still in flight")
             self._work_scope.cancel()
-
-    async def _count_total(self) -> None:
-        if self.manifest != "-":
-            self.total = await anyio.to_thread.run_sync(
-                lambda: count_records(self.manifest, fmt=self.config.manifest_format)
-            )
 
     async def _read(
         self, manifest: Manifest, triage: Triage, records: ObjectSendStream[Record]
@@ -371,6 +399,10 @@ class Job:
         except BaseException:
             self._dispatcher.release(account.name, None)
             raise
+        # A request resent on a fresh connection (the server closed the reused one before
+        # answering) was sent twice as far as anyone can tell: count it.
+        pending.attempts += answer.sent - 1
+        self._counters.requests += answer.sent - 1
         rate_limited = answer.http_status == 429
         self._dispatcher.release(account.name, answer.rate, rate_limited=rate_limited)
         self._counters.rate_limited += rate_limited
@@ -474,7 +506,8 @@ class Job:
             skipped=dict(self._counters.skipped),
             requests=self._counters.requests,
             rate_limited=self._counters.rate_limited,
-            waited_s=sum(gate.waited_s for gate in self.gates.values()),
+            # Accounts pause side by side: the longest pause is the time the run lost.
+            waited_s=max((gate.waited_s for gate in self.gates.values()), default=0.0),
             elapsed_s=time.monotonic() - self.started_at,
             results_path=self._writer.path,
             total=self.total,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batcher.journal import Journal, Settled, duplicate_key, row_key
+from batcher.keyindex import KeyIndex
 from batcher.media import inspect_record
 from batcher.models import ErrorInfo, InvalidRow, ManifestRecord, WorkItem
 
@@ -31,7 +32,7 @@ Triaged = WorkItem | InvalidRow | Skip
 class Triage:
     """Decides, for each record, between a request, an invalid line and a skip."""
 
-    __slots__ = ("_accounts", "_base_dir", "_default_category", "_first_row_of_key", "_journal")
+    __slots__ = ("_accounts", "_base_dir", "_default_category", "_journal", "_keys")
 
     def __init__(
         self,
@@ -40,22 +41,22 @@ class Triage:
         default_category: str | None,
         journal: Journal,
         accounts: frozenset[str | None],
+        keys: KeyIndex,
     ) -> None:
         self._base_dir = base_dir
         self._default_category = default_category
         self._journal = journal
         self._accounts = accounts
-        # The one piece of state that grows with the manifest: first row of every key.
-        self._first_row_of_key: dict[str, int] = {}
+        self._keys = keys
 
     def __repr__(self) -> str:
-        return f"<Triage keys={len(self._first_row_of_key)}>"
+        return f"<Triage {self._keys!r}>"
 
     def __call__(self, record: ManifestRecord) -> Triaged:
         """The fate of one record."""
-        key = record.key or record.path or None
+        key = record_key(record)
         if key is not None:
-            first_row = self._first_row_of_key.setdefault(key, record.row)
+            first_row = self._keys.first_row(key, record.row)
             if first_row != record.row:
                 return self._repeated(record, key, first_row)
         settled = self._journal.settled_as(row_key(key, record.row))
@@ -78,6 +79,11 @@ class Triage:
             "give every row a unique key (or path) and run again"
         )
         return _invalid(record, key, "duplicate_key", "Repeated key", detail)
+
+
+def record_key(record: ManifestRecord) -> str | None:
+    """A row's key: its ``key`` column, else its path (None when it has neither)."""
+    return record.key or record.path or None
 
 
 def _invalid(

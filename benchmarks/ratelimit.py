@@ -39,8 +39,6 @@ from aiolimiter import AsyncLimiter
 from batcher.api import ClientConfig
 from batcher.auth import AccountSet, bearer_account
 from batcher.contract import INITIALIZE_PATH
-from batcher.dispatch import Dispatcher
-from batcher.ratelimit import build_gates
 from batcher.runner import Job, RunConfig
 from batcher.simulator import Fault, SimulatorConfig, ThreadedSimulator
 from batcher.simulator.faults import FaultPlan
@@ -163,9 +161,6 @@ async def run_batcher(url: str, tokens: Sequence[str], workdir: Path) -> tuple[i
         client_config=ClientConfig(base_url=url, max_in_flight=CONCURRENCY),
         config=config,
     )
-    # Until Job takes a gate factory: swap in the composite gates before the run starts.
-    job.gates = build_gates(accounts.names)  # type: ignore[assignment]
-    job._dispatcher = Dispatcher(job.gates, buffer_per_account=config.buffer_per_account)
     summary = await job.run()
     return summary.ok, summary.rate_limited
 

@@ -11,7 +11,8 @@ then runs, alternating, each in its own process:
     (c) bare aiohttp, shared session, orjson, uvloop   (d) aiohttp, a session per request
     (e) httpx.AsyncClient                              (f) requests in a thread pool
     (g) batcher's InitializeClient alone (the fast path without the pipeline), uvloop
-    (a') (a) with uvloop's loop policy set before ``batcher.cli.main`` (what cli.py would gain)
+
+``batcher run`` uses uvloop when it is installed (``pip install -e '.[bench]'`` installs it).
 
 How it measures: each client is a child process; ``os.wait4`` gives its rusage, so CPU is the
 child's user+system time (whole process, interpreter start-up included) and RSS its peak
@@ -69,8 +70,7 @@ def command(case: Case, rows: int, url: str, workdir: Path) -> tuple[list[str], 
             else write_metadata_manifest(workdir, rows)
         )
         out = workdir / f"results-{case.kind}-{rows}-{case.concurrency}.jsonl"
-        module = "benchmarks.uvloop_cli" if case.kind == "run-meta-uvloop" else "batcher"
-        argv = [sys.executable, "-m", module, "run", str(manifest), "-o", str(out)]
+        argv = [sys.executable, "-m", "batcher", "run", str(manifest), "-o", str(out)]
         argv += ["--base-url", url, "--no-progress", "--concurrency", str(case.concurrency)]
         return argv, out
     argv = [sys.executable, "-m", "benchmarks.clients", case.kind, url, str(rows)]
@@ -155,8 +155,6 @@ def main_cases(args: argparse.Namespace) -> list[Case]:
         Case(label="(a) batcher run, metadata CSV", rows=rows, concurrency=c, kind="run-meta"),
         Case(label="(b) batcher run, real files (stat+sniff)", rows=rows, concurrency=c,
              kind="run-files"),
-        Case(label="(a') (a) on uvloop [prototype, cli.py]", rows=rows, concurrency=c,
-             kind="run-meta-uvloop"),
         Case(label="(c) aiohttp shared session+orjson+uvloop", rows=rows, concurrency=c,
              kind="aiohttp"),
         Case(label="(d) aiohttp session per request", rows=slow, concurrency=c,

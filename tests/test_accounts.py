@@ -61,19 +61,19 @@ def test_an_account_named_default_is_the_default(tmp_path: Path) -> None:
         pytest.param(
             '[accounts.alice]\ntoken_env = "ALICE_TOKEN"\n',
             {"X_ACCESS_TOKEN": SECRET},
-            "account 'alice': environment variable ALICE_TOKEN is not set",
+            "account 'alice': environment variable ALICE_TOKEN (token_env) is not set",
             id="missing-env",
         ),
         pytest.param(
             '[accounts.alice]\ntoken_env = "A"\ntoken_file = "f"\n',
             {"A": SECRET},
-            "account 'alice': give exactly one of token_env or token_file",
+            "account 'alice': give token_env or token_file, not both",
             id="two-sources",
         ),
         pytest.param(
             "[accounts.alice]\n",
             {},
-            "account 'alice': give exactly one of token_env or token_file",
+            "account 'alice': needs token_env (an environment variable) or token_file",
             id="no-source",
         ),
         pytest.param(

@@ -123,3 +123,39 @@ async def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     records = [orjson.loads(line) for line in results.splitlines()]
     assert sum(r["status"] == "invalid" for r in records) == 6
     assert sum(r["status"] == "ok" for r in records) == 61
+
+
+async def test_accounts_file_routes_rows_by_their_account_column(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(
+        'default = "alice"\n'
+        '[accounts.alice]\ntoken_env = "ALICE_TOKEN"\n'
+        '[accounts.bob]\ntoken_file = "bob.token"\n'
+    )
+    (tmp_path / "bob.token").write_text("bob-secret\n")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "key,media_type,total_bytes,account\n"
+        "a1,image/png,10,alice\na2,image/png,11,\nb1,image/png,12,bob\nc1,image/png,13,carol\n"
+    )
+    tokens = frozenset({"alice-secret", "bob-secret"})
+    async with SimulatorServer(SimulatorConfig(tokens=tokens)) as server:
+        done = await run_batcher(
+            "run", str(manifest), "-o", str(tmp_path / "r.jsonl"), "--accounts", str(accounts),
+            "--base-url", server.url, env=batcher_env(ALICE_TOKEN="alice-secret"),
+        )  # fmt: skip
+        tokens_used = {issued.token for issued in server.issued.values()}
+    assert done.returncode == 1, done.stderr.decode()  # carol is no configured account
+    records = {
+        record["key"]: record
+        for record in map(orjson.loads, (tmp_path / "r.jsonl").read_bytes().splitlines())
+    }
+    assert {key: r["status"] for key, r in records.items()} == {
+        "a1": "ok",
+        "a2": "ok",
+        "b1": "ok",
+        "c1": "invalid",
+    }
+    assert records["c1"]["error"]["type"] == "unknown_account"
+    assert tokens_used == tokens
+    assert b"secret" not in done.stderr

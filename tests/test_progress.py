@@ -9,7 +9,7 @@ from pathlib import Path
 
 from batcher.api import RateLimitInfo
 from batcher.progress import ProgressDisplay, format_duration, format_summary, status_line
-from batcher.ratelimit import WindowGate
+from batcher.ratelimit import Gate, WindowGate
 from batcher.results import Tally
 from batcher.runner import RunSummary
 
@@ -20,7 +20,7 @@ class FakeJob:
     total: int | None = 1000
     started_at: float = 0.0
     skipped: int = 0
-    gates: dict[str, WindowGate] = field(default_factory=lambda: {"default": WindowGate("default")})
+    gates: dict[str, Gate] = field(default_factory=lambda: {"default": WindowGate("default")})
 
 
 def test_status_line_shows_counts_rate_and_eta() -> None:
@@ -99,3 +99,14 @@ def test_summary_counts_and_hints_at_failures() -> None:
 def test_format_duration() -> None:
     assert format_duration(3725.9) == "1:02:05"
     assert format_duration(-3) == "0:00:00"
+
+
+def test_several_accounts_each_show_their_quota_or_pause() -> None:
+    now = time.time()
+    alice, bob = WindowGate("alice"), WindowGate("bob")
+    alice.in_flight = bob.in_flight = 1
+    alice.release(RateLimitInfo(limit=1875, remaining=1203, reset_at=now + 600))
+    bob.release(RateLimitInfo(limit=1875, remaining=0, reset_at=now + 600), rate_limited=True)
+    line = status_line(FakeJob(gates={"alice": alice, "bob": bob}), now=1.0)
+    assert "alice 1,203/1,875 left" in line
+    assert "bob paused until " in line

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from batcher.api import RateLimitInfo
+from batcher.api import RateLimitInfo, parse_rate_limit
 from batcher.ratelimit import (
     DEFAULT_RESET_MARGIN_S,
     AccountGate,
@@ -15,8 +15,8 @@ from batcher.ratelimit import (
     Gate,
     Pacer,
     WindowGate,
+    app_limit_of,
     build_gates,
-    parse_app_limit,
 )
 
 NOW = 1_000_000.0
@@ -245,16 +245,16 @@ def test_app_429_pauses_every_account_but_not_the_users_window() -> None:
             AppLimitInfo(limit=180000, remaining=17, reset_at=1700000000.0),
             id="all",
         ),
-        pytest.param({}, AppLimitInfo(), id="none"),
+        pytest.param({}, None, id="none"),
         pytest.param(
             {"x-app-limit-24hour-limit": "lots", "x-app-limit-24hour-reset": "soon"},
-            AppLimitInfo(),
+            None,
             id="garbage",
         ),
     ],
 )
-def test_parse_app_limit(raw: dict[str, str], expected: AppLimitInfo) -> None:
-    assert parse_app_limit(raw) == expected
+def test_app_limit_headers(raw: dict[str, str], expected: AppLimitInfo | None) -> None:
+    assert app_limit_of(parse_rate_limit(raw)) == expected
 
 
 def test_max_rate_paces_evenly_without_an_initial_burst() -> None:

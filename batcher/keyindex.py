@@ -1,0 +1,73 @@
+"""Finding repeated keys exactly, with memory that barely grows with the manifest.
+
+A first pass over the manifest puts every key into a Bloom filter (a few bits per key); a key
+the filter claims to have seen already is a *suspect*: every real repeat is one, plus a small
+share of false alarms. The run then remembers first rows for suspects only, so the check stays
+exact while the state is about 2 MB per million rows instead of a dict of every key.
+
+A manifest that cannot be read twice (stdin) gets the plain index: every key, remembered.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Final
+
+BITS_PER_KEY: Final = 16
+HASHES: Final = 3  # with 16 bits per key: about 0.5 % false alarms
+MIN_BITS: Final = 1 << 16
+
+
+class BloomFilter:
+    """A fixed-size Bloom filter over strings (Python's own string hash, double hashing)."""
+
+    __slots__ = ("_bits", "_size")
+
+    def __init__(self, expected_keys: int) -> None:
+        size = max(MIN_BITS, expected_keys * BITS_PER_KEY)
+        self._size = size
+        self._bits = bytearray(math.ceil(size / 8))
+
+    def __repr__(self) -> str:
+        return f"<BloomFilter {self._size} bits>"
+
+    def add(self, key: str) -> bool:
+        """Add ``key``; True if it may have been added before (all its bits were set)."""
+        first = hash(key)
+        step = (first >> 32) | 1
+        bits, size = self._bits, self._size
+        seen = True
+        for probe in range(HASHES):
+            position = (first + probe * step) % size
+            byte, mask = position >> 3, 1 << (position & 7)
+            if not bits[byte] & mask:
+                seen = False
+                bits[byte] |= mask
+        return seen
+
+
+class KeyIndex:
+    """Which row first used a key; exact, remembering only keys that may repeat."""
+
+    __slots__ = ("_first_row", "_suspects")
+
+    def __init__(self, suspects: set[str] | None = None) -> None:
+        self._suspects = suspects
+        self._first_row: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        watched = "every key" if self._suspects is None else f"{len(self._suspects)} suspects"
+        return f"<KeyIndex {watched}, {len(self._first_row)} remembered>"
+
+    @classmethod
+    def from_keys(cls, keys: Iterable[str], *, expected_keys: int) -> KeyIndex:
+        """The index for a manifest whose keys were read once beforehand."""
+        bloom = BloomFilter(expected_keys)
+        return cls({key for key in keys if bloom.add(key)})
+
+    def first_row(self, key: str, row: int) -> int:
+        """The first row that used ``key``: ``row`` itself unless the key repeats."""
+        if self._suspects is not None and key not in self._suspects:
+            return row
+        return self._first_row.setdefault(key, row)
