@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_run_command(commands)
+    add_validate_command(commands)
     add_report_command(commands)
     add_demo_command(commands)
     add_simulate_command(commands)
@@ -188,6 +189,22 @@ def add_stop_options(parser: argparse.ArgumentParser) -> None:
         type=duration_s,
         default=DEFAULT_GRACE_S,
         help=f"on stop, how long requests in flight may finish (default {DEFAULT_GRACE_S:g}s)",
+    )
+
+
+def add_validate_command(commands: Subcommands) -> None:
+    """``batcher validate MANIFEST``."""
+    validate = commands.add_parser(
+        "validate",
+        allow_abbrev=False,
+        help="check a manifest offline: every check of a run, no request sent",
+    )
+    validate.add_argument("manifest", help="CSV, JSONL, a text file of paths, a directory, or -")
+    validate.add_argument(
+        "--category", choices=sorted(MEDIA_CATEGORIES), help="media_category for rows without one"
+    )
+    validate.add_argument(
+        "--format", choices=["csv", "jsonl", "paths", "dir"], help="manifest format"
     )
 
 
@@ -393,6 +410,15 @@ def command_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_validate(args: argparse.Namespace) -> int:
+    """``batcher validate``: 0 when every row would be sent, 1 when some are invalid."""
+    from batcher.validate import format_validation, validate_manifest
+
+    result = validate_manifest(args.manifest, fmt=args.format, default_category=args.category)
+    print(format_validation(result, args.manifest))
+    return result.exit_code
+
+
 def command_demo(args: argparse.Namespace) -> int:
     """``batcher demo``: the main job on generated files against the built-in simulator."""
     from batcher.demo import run_demo
@@ -422,6 +448,7 @@ def command_simulate(args: argparse.Namespace) -> int:
 
 COMMANDS: Final = {
     "run": command_run,
+    "validate": command_validate,
     "report": command_report,
     "demo": command_demo,
     "simulate": command_simulate,

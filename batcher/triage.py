@@ -40,7 +40,7 @@ class Triage:
         base_dir: Path,
         default_category: str | None,
         journal: Journal,
-        accounts: frozenset[str | None],
+        accounts: frozenset[str | None] | None,
         keys: KeyIndex,
     ) -> None:
         self._base_dir = base_dir
@@ -67,7 +67,7 @@ class Triage:
         )
         if isinstance(outcome, InvalidRow):
             return Skip(Settled.INVALID) if settled is Settled.INVALID else outcome
-        if outcome.account not in self._accounts:
+        if self._accounts is not None and outcome.account not in self._accounts:
             return unknown_account(outcome, sorted(str(a) for a in self._accounts if a))
         return outcome
 

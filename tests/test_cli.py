@@ -159,3 +159,14 @@ async def test_accounts_file_routes_rows_by_their_account_column(tmp_path: Path)
     assert records["c1"]["error"]["type"] == "unknown_account"
     assert tokens_used == tokens
     assert b"secret" not in done.stderr
+
+
+async def test_validate_checks_offline_and_says_what_to_fix(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path / "m.csv", bad_rows=2)
+    done = await run_batcher("validate", str(manifest), env=batcher_env())
+    assert done.returncode == 1
+    assert b"22 rows, 20 valid, 2 invalid" in done.stdout
+    assert b"bad_field" in done.stdout
+    assert b"row 21 (bad0): total_bytes 'not-a-number'" in done.stdout
+    clean = write_manifest(tmp_path / "clean.csv")
+    assert (await run_batcher("validate", str(clean), env=batcher_env())).returncode == 0

@@ -10,7 +10,7 @@ injects faults (scripted or at seeded rates) and counts what it served::
         assert server.stats().initialized == len(server.issued)
 """
 
-from batcher.simulator.app import Identity, authenticate, create_app
+from batcher.simulator.app import authenticate, create_app
 from batcher.simulator.config import (
     DEFAULT_TOKEN,
     TOKEN_ENV_VAR,
@@ -19,18 +19,25 @@ from batcher.simulator.config import (
     tokens_from_env,
 )
 from batcher.simulator.faults import Fault, FaultRates
+from batcher.simulator.oauth import Identity, OAuth1User, OAuth2App, OAuth2Grant, OAuthConfig
 from batcher.simulator.server import SimulatorServer, run_simulator
 from batcher.simulator.state import Issued, SimulatorStats
 from batcher.simulator.threaded import ThreadedSimulator, start_in_thread
+from batcher.simulator.token_endpoint import TOKEN_PATH
 from batcher.simulator.validation import Violation, validate_initialize_body
 
 __all__ = [
     "DEFAULT_TOKEN",
     "TOKEN_ENV_VAR",
+    "TOKEN_PATH",
     "Fault",
     "FaultRates",
     "Identity",
     "Issued",
+    "OAuth1User",
+    "OAuth2App",
+    "OAuth2Grant",
+    "OAuthConfig",
     "SimulatorConfig",
     "SimulatorServer",
     "SimulatorStats",

@@ -22,8 +22,7 @@ from aiohttp import web
 from batcher import contract
 from batcher.simulator import problems
 from batcher.simulator.faults import Fault
-from batcher.simulator.oauth import NO_MEDIA_WRITE, UNAUTHORIZED, Refusal
-from batcher.simulator.oauth import Identity as Identity  # re-exported: the package names it
+from batcher.simulator.oauth import NO_MEDIA_WRITE, UNAUTHORIZED, Identity, Refusal
 from batcher.simulator.state import SimulatorState
 from batcher.simulator.token_endpoint import OAUTH_KEY, TOKEN_PATH, handle_token
 from batcher.simulator.validation import parse_initialize_body
