@@ -5,13 +5,17 @@ gets a row of the first account, in round-robin order, whose gate admits a reque
 account never idles workers that other accounts' rows could use. Rows that must wait for their
 window (a 429) go back to the front of their queue instead of holding a worker.
 
-Wake-ups pass a baton: a new row or a freed slot wakes one waiting worker, which wakes the next
-only if it found work; a gate that reopens on its own (its reset passed) is noticed through the
-waiters' timeouts. So a busy run does not wake every idle worker for every answer.
+A worker that finds nothing to take waits in line. Whatever may make a row sendable (a new
+row, a row put back, a finished request) hands admitted rows *directly* to the waiting workers,
+oldest first: a woken worker always has its row, so it never wakes for nothing and goes back
+to wait (with a thousand workers and the reader behind, that churn used to cost more than the
+rows). A gate that reopens on its own (its reset passed) is noticed through the waiters'
+timeouts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -85,8 +89,8 @@ class Dispatcher:
         self._stopped = False
         self._stopped_accounts: set[str] = set()
         self._in_hand = 0
-        self._waiters: deque[_Waiter] = deque()
-        self._space = anyio.Event()
+        self._waiters: deque[asyncio.Future[Pending | None]] = deque()
+        self._space: anyio.Event | None = None
         self.dropped = 0
 
     def __repr__(self) -> str:
@@ -109,15 +113,15 @@ class Dispatcher:
         """Queue a new row (waits while its account's queue is full); False if it was dropped."""
         queue = self._queues[pending.account]
         while len(queue) >= self._buffer and self._accepts(pending.account):
-            # Only the reader waits here, on its own event, so it never swallows a wake-up
-            # meant for a worker.
-            self._space = anyio.Event()
-            await self._space.wait()
+            # Only the reader waits here, on its own event, so it never takes a row meant
+            # for a worker.
+            self._space = space = anyio.Event()
+            await space.wait()
         if not self._accepts(pending.account):
             self.dropped += 1
             return False
         queue.append(pending)
-        self._wake_one()
+        self._hand_out()
         return True
 
     def put_back(self, pending: Pending) -> None:
@@ -125,7 +129,7 @@ class Dispatcher:
         if self._accepts(pending.account):
             self._queues[pending.account].appendleft(pending)
             self._in_hand -= 1
-            self._wake_one()
+            self._hand_out()
         else:
             self.dropped += 1
             self.done()
@@ -139,9 +143,10 @@ class Dispatcher:
     def release(
         self, account: str, rate: RateLimitInfo | None, *, rate_limited: bool = False
     ) -> None:
-        """One request of ``account`` has finished: tell its gate, let a waiting worker look."""
+        """One request of ``account`` has finished: tell its gate; a waiting worker may send."""
         self._gates[account].release(rate, rate_limited=rate_limited)
-        self._wake_one()
+        if self._waiters:
+            self._hand_out()
 
     def close(self) -> None:
         """No more new rows will come; workers end once every row is done."""
@@ -169,16 +174,16 @@ class Dispatcher:
         while not self._stopped:
             pending, soonest = self._take_admitted()
             if pending is not None:
-                self._in_hand += 1
-                if any(self._queues.values()):
-                    self._wake_one()  # pass the baton: there may be more to hand out
                 return pending
             if self._closed and self._in_hand == 0 and not any(self._queues.values()):
                 return None
-            await self._wait(soonest)
+            pending = await self._wait(soonest)
+            if pending is not None:
+                return pending  # handed over while this worker waited
         return None
 
     def _take_admitted(self) -> tuple[Pending | None, float]:
+        """Pop the next admitted row (counted in hand), or the seconds before one may be."""
         now = self._clock()
         soonest = math.inf
         count = len(self._order)
@@ -190,7 +195,10 @@ class Dispatcher:
             delay = self._gates[name].admit(now)
             if delay is None:
                 self._next = (self._next + offset + 1) % count
-                self._space.set()
+                self._in_hand += 1
+                if self._space is not None:
+                    self._space.set()  # the reader waits for room in a queue
+                    self._space = None
                 return queue.popleft(), 0.0
             soonest = min(soonest, delay)
         return None, soonest
@@ -198,41 +206,40 @@ class Dispatcher:
     def _accepts(self, account: str) -> bool:
         return not self._stopped and account not in self._stopped_accounts
 
-    async def _wait(self, timeout_s: float) -> None:
-        waiter = _Waiter()
+    async def _wait(self, timeout_s: float) -> Pending | None:
+        """Wait in line for a row handed over, a wake-up (None) or ``timeout_s`` (None)."""
+        waiter: asyncio.Future[Pending | None] = asyncio.get_running_loop().create_future()
         if len(self._waiters) > PRUNE_WAITERS_AT:
-            self._waiters = deque(w for w in self._waiters if not w.gone)
+            self._waiters = deque(w for w in self._waiters if not w.done())
         self._waiters.append(waiter)
-        try:
-            if math.isinf(timeout_s):
-                await waiter.event.wait()
-            else:
-                with anyio.move_on_after(timeout_s):
-                    await waiter.event.wait()
-        finally:
-            # A waiter that left on its timeout stays queued, marked gone: removing it from
-            # the middle of a long deque would cost more than skipping it once.
-            waiter.gone = True
+        if math.isinf(timeout_s):
+            return await waiter
+        with anyio.move_on_after(timeout_s):
+            return await waiter
+        # The timeout fired; a row may have been handed over just before: keep it. A waiter
+        # that left stays queued, done: removing it from the middle of a long deque would
+        # cost more than skipping it once.
+        waiter.cancel()
+        return None if waiter.cancelled() else waiter.result()
 
-    def _wake_one(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.gone:
-                waiter.event.set()
+    def _hand_out(self) -> None:
+        """Give admitted rows to waiting workers, oldest waiter first, while both last."""
+        waiters = self._waiters
+        while waiters:
+            if waiters[0].done():  # it left on its timeout or was cancelled
+                waiters.popleft()
+                continue
+            pending, _ = self._take_admitted()
+            if pending is None:
                 return
+            waiters.popleft().set_result(pending)
 
     def _wake_all(self) -> None:
-        self._space.set()
+        """Every waiter looks again (the end, a stop): nothing is handed over."""
+        if self._space is not None:
+            self._space.set()
+            self._space = None
         waiters, self._waiters = self._waiters, deque()
         for waiter in waiters:
-            waiter.event.set()
-
-
-class _Waiter:
-    """One worker waiting for work; ``gone`` once it stopped waiting."""
-
-    __slots__ = ("event", "gone")
-
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-        self.gone = False
+            if not waiter.done():
+                waiter.set_result(None)

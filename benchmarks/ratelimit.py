@@ -7,11 +7,12 @@ Each run starts a fresh simulator in a thread (2-s windows of 50 calls, 20 ms ±
 waits for a given phase of the server's window, then sends 500 rows with 32 in flight. Printed
 per run: wall time, the theoretical minimum, efficiency = minimum / wall, and the 429s.
 
-The minimum, exactly, for the requests that had to be counted (the rows, plus the 5xx answers
-the run got within its windows' quota: the server counts those, and their rows need another
+The minimum, exactly, for the requests each account had to have counted (its rows, plus the 5xx
+answers it got within its windows' quota: the server counts those, and their rows need another
 request): each account may send ``limit`` in the window it starts in (if a request can still
 land in it) and ``limit`` per window after; the run ends when the last window opens plus the
-round trips its requests need at the given concurrency (one minimum latency each).
+round trips the requests of that window need at the given concurrency (one minimum latency
+each). Accounts are counted one by one: 5xx answers do not fall evenly on them.
 
 The baselines are small aiohttp clients with the same rows, concurrency and simulator:
 ``backoff`` (on a 429, capped exponential backoff with full jitter), ``sleep-reset`` (on a 429,
@@ -28,6 +29,7 @@ import math
 import random
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,29 +78,36 @@ class Outcome:
         return self.minimum_s / self.wall_s
 
 
-def minimum_s(
-    *, start_server_s: float, requests_per_account: int, accounts: int, concurrency: int
-) -> float:
-    """The earliest a run can end, in seconds after its start (see the module docstring)."""
+def minimum_s(*, start_server_s: float, requests: Sequence[int], concurrency: int) -> float:
+    """The earliest a run can end, in seconds after its start (see the module docstring).
+
+    ``requests``: the requests each account had to have counted.
+    """
+    lasts = [_last_window(start_server_s, n) for n in requests]
+    last_open = max(opens for opens, _ in lasts)
+    in_last = sum(count for opens, count in lasts if opens == last_open)
+    rounds = math.ceil(in_last / concurrency)
+    return last_open + rounds * LATENCY_S - start_server_s
+
+
+def _last_window(start_server_s: float, requests: int) -> tuple[float, int]:
+    """When one account's last window opens at the earliest, and how many requests it takes."""
     first_end = (math.floor(start_server_s / WINDOW_S) + 1) * WINDOW_S
     usable_first = first_end - start_server_s > LATENCY_S
-    left = requests_per_account - (LIMIT if usable_first else 0)
+    left = requests - (LIMIT if usable_first else 0)
     if left <= 0:
-        last_open, in_last = start_server_s, requests_per_account
-    else:
-        extra_windows = math.ceil(left / LIMIT)
-        last_open = first_end + (extra_windows - 1) * WINDOW_S
-        in_last = left - (extra_windows - 1) * LIMIT
-    rounds = math.ceil(in_last * accounts / concurrency)
-    return last_open + rounds * LATENCY_S - start_server_s
+        return start_server_s, requests
+    extra_windows = math.ceil(left / LIMIT)
+    return first_end + (extra_windows - 1) * WINDOW_S, left - (extra_windows - 1) * LIMIT
 
 
 class _Watch:
     """Counts the faults drawn for requests within their window's quota: each needs a retry."""
 
     def __init__(self) -> None:
+        self.last_key = ""
         self.last_exceeded = False
-        self.faults_within_quota = 0
+        self.faults_within_quota: Counter[str] = Counter()
 
 
 class _WatchedWindows(FixedWindows):
@@ -110,7 +119,7 @@ class _WatchedWindows(FixedWindows):
 
     def hit(self, key: str, now_s: float) -> WindowUsage:
         usage = super().hit(key, now_s)
-        self.watch.last_exceeded = usage.exceeded
+        self.watch.last_key, self.watch.last_exceeded = key, usage.exceeded
         return usage
 
 
@@ -124,7 +133,8 @@ class _WatchedFaults(FaultPlan):
     def draw(self) -> Fault:
         fault = super().draw()
         # The handler draws right after counting the request, with no await in between.
-        self.watch.faults_within_quota += fault is not Fault.NONE and not self.watch.last_exceeded
+        if fault is not Fault.NONE and not self.watch.last_exceeded:
+            self.watch.faults_within_quota[self.watch.last_key] += 1
         return fault
 
 
@@ -136,6 +146,13 @@ def watch_faults(server: SimulatorServer) -> _Watch:
     )
     state.faults = _WatchedFaults(watch, config)
     return watch
+
+
+def _needed(server: SimulatorServer, watch: _Watch) -> Counter[str]:
+    """Per token: the ids issued plus the faults drawn within quota."""
+    needed = Counter(issued.token for issued in server.issued.values())
+    needed.update(watch.faults_within_quota)
+    return needed
 
 
 def write_manifest(path: Path, accounts: int) -> None:
@@ -211,11 +228,10 @@ def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: P
         ok, _ = run_client(client, simulator.url, tokens, workdir)
         wall = time.time() - started
         stats = simulator.stats()
-        needed = ok + simulator.call(lambda _: watch.faults_within_quota)
+        needed = simulator.call(lambda server: _needed(server, watch))
     minimum = minimum_s(
         start_server_s=started + offset_s,
-        requests_per_account=math.ceil(needed / accounts),
-        accounts=accounts,
+        requests=[needed[token] for token in tokens],
         concurrency=CONCURRENCY,
     )
     return Outcome(

@@ -110,3 +110,10 @@ def test_skewed_clocks_neither_loop_on_429s_nor_waste_time(offset_s: float, max_
 def test_with_the_same_clock_only_the_margin_and_a_round_trip_are_lost() -> None:
     late_s = run(0.0).finished_at - ideal_finish(0.0)
     assert late_s <= DEFAULT_RESET_MARGIN_S + UP_S + 1e-6
+
+
+@pytest.mark.parametrize("offset_s", [0.3, 0.77, 3.0, -0.3, -0.55, -3.0])
+def test_tick_probes_bring_a_skewed_clock_within_a_few_round_trips(offset_s: float) -> None:
+    outcome = run(offset_s)
+    assert outcome.rate_limited == 0
+    assert outcome.finished_at - ideal_finish(offset_s) <= 2 * (UP_S + DOWN_S)
