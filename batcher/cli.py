@@ -202,7 +202,7 @@ def command_demo(args: argparse.Namespace) -> int:
 
 def command_simulate(args: argparse.Namespace) -> int:
     """``batcher simulate``: serve the simulator until interrupted."""
-    from batcher.simulator import SimulatorConfig, run_simulator, tokens_from_env
+    from batcher.simulator import FaultRates, SimulatorConfig, run_simulator, tokens_from_env
 
     limits = {
         name: value
@@ -212,7 +212,7 @@ def command_simulate(args: argparse.Namespace) -> int:
     config = SimulatorConfig(
         tokens=tokens_from_env(),
         latency_s=args.latency_ms / 1000,
-        fail_5xx_rate=args.fail_5xx_rate,
+        faults=FaultRates(fail_5xx_rate=args.fail_5xx_rate),
         seed=args.seed,
         **limits,
     )

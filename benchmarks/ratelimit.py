@@ -42,7 +42,7 @@ from batcher.api import ClientConfig
 from batcher.auth import AccountSet, bearer_account
 from batcher.contract import INITIALIZE_PATH
 from batcher.runner import Job, RunConfig
-from batcher.simulator import Fault, SimulatorConfig, ThreadedSimulator
+from batcher.simulator import Fault, FaultRates, SimulatorConfig, ThreadedSimulator
 from batcher.simulator.faults import FaultPlan
 from batcher.simulator.server import SimulatorServer
 from batcher.simulator.windows import FixedWindows, WindowUsage
@@ -127,7 +127,7 @@ class _WatchedFaults(FaultPlan):
     __slots__ = ("watch",)
 
     def __init__(self, watch: _Watch, config: SimulatorConfig) -> None:
-        super().__init__(config.fault_rates(), seed=config.seed)
+        super().__init__(config.faults, seed=config.seed)
         self.watch = watch
 
     def draw(self) -> Fault:
@@ -218,7 +218,7 @@ def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: P
         latency_s=LATENCY_S,
         latency_jitter_s=JITTER_S,
         clock_offset_s=offset_s,
-        fail_5xx_rate=fail_rate,
+        faults=FaultRates(fail_5xx_rate=fail_rate),
         seed=int(phase_s * 1000),
     )
     with ThreadedSimulator(config) as simulator:

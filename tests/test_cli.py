@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import aiohttp
 import anyio
 import orjson
 import pytest
@@ -170,3 +172,25 @@ async def test_validate_checks_offline_and_says_what_to_fix(tmp_path: Path) -> N
     assert b"row 21 (bad0): total_bytes 'not-a-number'" in done.stdout
     clean = write_manifest(tmp_path / "clean.csv")
     assert (await run_batcher("validate", str(clean), env=batcher_env())).returncode == 0
+
+
+async def test_simulate_serves_until_sigterm(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "batcher", "simulate", "--port", "0", "--window-secs", "5"]
+    env = batcher_env(BATCHER_SIM_TOKEN="sim-secret-token")
+    async with await anyio.open_process(command, env=env) as process:
+        assert process.stdout is not None
+        with anyio.fail_after(30):
+            line = (await process.stdout.receive()).decode()
+        assert "sim-secret-token" not in line  # the token is shown redacted
+        url = line.split("listening on ", 1)[1].split()[0]
+        body = {"media_type": "image/png", "total_bytes": 10, "media_category": "tweet_image"}
+        headers = {"Authorization": "Bearer sim-secret-token"}
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{url}/2/media/upload/initialize", json=body, headers=headers) as answer,
+        ):
+            assert answer.status == 200
+            assert answer.headers["x-rate-limit-limit"] == "1875"
+        process.send_signal(signal.SIGTERM)
+        with anyio.fail_after(30):
+            assert await process.wait() == 0

@@ -23,8 +23,8 @@ async def run_into(job: Job, summaries: list[RunSummary]) -> None:
 async def test_fault_soak_every_row_ends_ok_with_ids_the_server_issued(tmp_path: Path) -> None:
     manifest = metadata_csv(tmp_path / "m.csv", 5000)
     results = tmp_path / "r.jsonl"
-    rates = {"fail_5xx_rate": 0.10, "reset_rate": 0.02, "hang_rate": 0.01, "garbage_rate": 0.01}
-    async with serving(seed=7, hang_s=30, **rates) as server:
+    rates = FaultRates(fail_5xx_rate=0.10, reset_rate=0.02, hang_rate=0.01, garbage_rate=0.01)
+    async with serving(seed=7, hang_s=30, faults=rates) as server:
         with anyio.fail_after(120):
             summary = await run_manifest(
                 server, manifest, results, concurrency=64, timeout_s=0.5, max_attempts=10

@@ -3,63 +3,17 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from batcher.api import ClientConfig
-from batcher.auth import AccountSet, bearer_account
 from batcher.demo import gif_bytes, jpeg_bytes, mp4_bytes, png_bytes
-from batcher.runner import Job, RunConfig, RunSummary
-from batcher.simulator import Fault, SimulatorConfig, SimulatorServer
+from batcher.simulator import Fault
+from tests.helpers import latest_by_key, metadata_csv, read_results, run_manifest, serving
 
 pytestmark = pytest.mark.anyio
-
-TOKEN = "test-token-abc"
-
-
-@asynccontextmanager
-async def serving(**overrides: Any) -> AsyncIterator[SimulatorServer]:
-    """A simulator on 127.0.0.1:0 accepting TOKEN, with ``overrides`` on its config."""
-    config = SimulatorConfig(tokens=frozenset({TOKEN}), **overrides)
-    async with SimulatorServer(config) as server:
-        yield server
-
-
-async def run_manifest(
-    server: SimulatorServer,
-    manifest: str | Path,
-    results: Path,
-    *,
-    token: str = TOKEN,
-    timeout_s: float = 5.0,
-    stdin: io.BytesIO | None = None,
-    **config: Any,
-) -> RunSummary:
-    settings = {"concurrency": 8, "backoff_base_s": 0.01, "backoff_cap_s": 0.05, **config}
-    job = Job(
-        manifest=str(manifest),
-        results_path=results,
-        accounts=AccountSet(default=bearer_account("default", token)),
-        client_config=ClientConfig(
-            base_url=server.url, max_in_flight=settings["concurrency"], timeout_s=timeout_s
-        ),
-        config=RunConfig(**settings),
-        stdin=stdin,
-    )
-    return await job.run()
-
-
-def read_results(path: Path) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in path.read_bytes().splitlines()]
-
-
-def by_key(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {record["key"]: record for record in records}
 
 
 def make_media(folder: Path, count: int) -> list[Path]:
@@ -73,13 +27,6 @@ def make_media(folder: Path, count: int) -> list[Path]:
         path.write_bytes(make(1000 + number))
         paths.append(path)
     return paths
-
-
-def metadata_csv(path: Path, rows: int, *, category: str = "tweet_image") -> Path:
-    lines = ["key,media_type,total_bytes,media_category,source_id"]
-    lines += [f"k{n},image/jpeg,{1000 + n},{category},src-{n}" for n in range(rows)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture
@@ -152,7 +99,7 @@ async def test_result_line_carries_the_contract_fields(tmp_path: Path, media_dir
     manifest = csv_manifest(tmp_path, media_dir)
     async with serving() as server:
         await run_manifest(server, manifest, tmp_path / "out.jsonl")
-    record = by_key(read_results(tmp_path / "out.jsonl"))["m00000"]
+    record = latest_by_key(read_results(tmp_path / "out.jsonl"))["m00000"]
     assert record["status"] == "ok"
     assert record["path"] == "media/m00000.png"
     assert record["account"] is None

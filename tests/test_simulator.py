@@ -523,8 +523,8 @@ async def test_faults_can_start_and_stop_mid_run(
 
 
 async def test_seeded_rates_over_http_are_counted(session: aiohttp.ClientSession) -> None:
-    rates = {"fail_5xx_rate": 0.2, "garbage_rate": 0.1, "no_id_rate": 0.1, "reset_rate": 0.1}
-    async with serve(config(seed=7, **rates)) as server:
+    rates = FaultRates(fail_5xx_rate=0.2, garbage_rate=0.1, no_id_rate=0.1, reset_rate=0.1)
+    async with serve(config(seed=7, faults=rates)) as server:
         for _ in range(200):
             with suppress(aiohttp.ClientConnectionError):
                 await post(session, server)
@@ -569,7 +569,7 @@ def test_seeded_fractions_are_right_and_reproducible() -> None:
 )
 def test_impossible_rates_are_refused(rates: dict[str, float]) -> None:
     with pytest.raises(ValueError, match="rate"):
-        config(**rates)
+        FaultRates(**rates)
 
 
 # --- bookkeeping ---------------------------------------------------------------------------
@@ -617,7 +617,7 @@ async def test_ids_are_unique_over_ten_thousand_requests(
 
 
 async def test_shutdown_is_prompt_with_a_hanging_request(session: aiohttp.ClientSession) -> None:
-    server = SimulatorServer(config(hang_rate=1.0))
+    server = SimulatorServer(config(faults=FaultRates(hang_rate=1.0)))
     await server.start()
     outcome: list[BaseException] = []
 

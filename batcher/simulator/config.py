@@ -42,12 +42,7 @@ class SimulatorConfig:
     latency_s: float = 0.0
     latency_jitter_s: float = 0.0
     seed: int = 0
-    fail_5xx_rate: float = 0.0
-    reset_rate: float = 0.0
-    hang_rate: float = 0.0
-    garbage_rate: float = 0.0
-    truncated_rate: float = 0.0
-    no_id_rate: float = 0.0
+    faults: FaultRates = field(default_factory=FaultRates)
     hang_s: float = DEFAULT_HANG_S
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
 
@@ -58,18 +53,6 @@ class SimulatorConfig:
             raise ValueError("window_secs must be >= 1 and limits >= 0")
         if min(self.latency_s, self.latency_jitter_s, self.hang_s) < 0:
             raise ValueError("latency_s, latency_jitter_s and hang_s must be >= 0")
-        self.fault_rates()  # validates the rates
-
-    def fault_rates(self) -> FaultRates:
-        """The fault fractions of this config as one object."""
-        return FaultRates(
-            fail_5xx_rate=self.fail_5xx_rate,
-            reset_rate=self.reset_rate,
-            hang_rate=self.hang_rate,
-            garbage_rate=self.garbage_rate,
-            truncated_rate=self.truncated_rate,
-            no_id_rate=self.no_id_rate,
-        )
 
 
 def tokens_from_env(environ: Mapping[str, str] | None = None) -> frozenset[str]:

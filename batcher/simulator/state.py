@@ -83,7 +83,7 @@ class SimulatorState:
         self.clock = clock
         self.user_windows = FixedWindows(limit=config.window_limit, window_secs=config.window_secs)
         self.app_windows = FixedWindows(limit=config.app_daily_limit, window_secs=APP_WINDOW_SECS)
-        self.faults = FaultPlan(config.fault_rates(), seed=config.seed)
+        self.faults = FaultPlan(config.faults, seed=config.seed)
         self.jitter = random.Random(config.seed + 1)
         self.closing = asyncio.Event()
         self.oauth = OAuthState(config.oauth, clock=self.now)
