@@ -11,13 +11,14 @@ import anyio
 import orjson
 import pytest
 
+from batcher.accounts import load_accounts as load_accounts_file
 from batcher.api import ClientConfig
-from batcher.auth import Account, AccountSet
-from batcher.credentials import parse_credentials
+from batcher.auth import AccountSet, bearer_account
 from batcher.runner import Job, RunConfig
 from batcher.simulator import SimulatorServer
 from tests.oauth_world import (
     ALL_SECRETS,
+    APP_ONLY_TOKEN,
     CLIENT_SECRET,
     CONFIDENTIAL_CLIENT,
     OAUTH1,
@@ -43,6 +44,8 @@ ENV = {
 def accounts_toml(server: SimulatorServer, margin_fraction: float = 0.3) -> str:
     """An accounts file for the three accounts (token files next to it)."""
     return f"""
+default = "alice"
+
 [accounts.alice]
 scheme = "oauth2"
 client_id = "{PUBLIC_CLIENT}"
@@ -68,15 +71,8 @@ access_token_secret_env = "DAVE_TOKEN_SECRET"
 
 
 def load_accounts(path: Path) -> AccountSet:
-    """What the accounts loader does with the file (enough of it for these tests)."""
-    import tomllib
-
-    tables = tomllib.loads(path.read_text())["accounts"]
-    accounts = {
-        name: Account(name=name, credentials=parse_credentials(name, table, path.parent, ENV))
-        for name, table in tables.items()
-    }
-    return AccountSet(default=accounts["alice"], others=accounts)
+    """The accounts file as ``batcher run --accounts`` loads it, with the test's environment."""
+    return load_accounts_file(path, environ=ENV)
 
 
 def write_world(folder: Path, server: SimulatorServer, rows: int) -> tuple[Path, Path]:
@@ -140,7 +136,8 @@ async def test_a_debug_logged_job_leaks_no_secret_anywhere(
             job = make_job(server.url, accounts, manifest, tmp_path / "results.jsonl")
             summary = await job.run()
             shown = [repr(job), repr(summary), str(summary), status_line(job)]
-            shown += [repr(a.credentials) for a in load_accounts(accounts).others.values()]
+            loaded = load_accounts(accounts)
+            shown += [repr(a.credentials) for a in (loaded.default, *loaded.others.values())]
             every_token = server.state.oauth.every_token()
     finally:
         root.removeHandler(handler)
@@ -201,3 +198,42 @@ async def test_a_long_run_refreshes_every_five_seconds_with_a_second_process_alo
     assert_all_ok(tmp_path / "second.jsonl", 60)
     assert_rotations_saved(server, tmp_path)
     assert server.state.oauth.refreshes >= 2 * 45 / 5
+
+
+async def test_a_revoked_refresh_token_stops_its_account_and_leaves_its_rows(
+    tmp_path: Path,
+) -> None:
+    async with oauth_simulator(access_token_lifetime_s=60) as server:
+        server.state.oauth.revoke("alice")
+        accounts, manifest = write_world(tmp_path, server, 60)
+        job = make_job(server.url, accounts, manifest, tmp_path / "results.jsonl")
+        summary = await job.run()
+    records = read_results(tmp_path / "results.jsonl")
+    assert summary.stopped_accounts == ("alice",)
+    assert summary.exit_code == 4
+    assert {r["account"] for r in records} == {"bob", "dave"}  # alice's rows: no line at all
+    assert {r["status"] for r in records} == {"ok"}
+    assert len(records) == 40
+
+
+async def test_an_app_only_token_is_refused_with_a_message_saying_so(tmp_path: Path) -> None:
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "key,media_type,total_bytes\n" + "".join(f"k{n},image/png,9\n" for n in range(20))
+    )
+    async with oauth_simulator() as server:
+        job = Job(
+            manifest=str(manifest),
+            results_path=tmp_path / "results.jsonl",
+            accounts=AccountSet(default=bearer_account("app", APP_ONLY_TOKEN)),
+            client_config=ClientConfig(base_url=server.url, max_in_flight=2),
+            config=RunConfig(concurrency=2),
+        )
+        summary = await job.run()
+    records = read_results(tmp_path / "results.jsonl")
+    assert summary.stopped_accounts == ("app",)
+    assert 5 <= len(records) <= 5 + 2  # the breaker, not twenty identical failures
+    for record in records:
+        assert record["http_status"] == 403
+        assert "needs a user token" in record["error"]["detail"]
+        assert APP_ONLY_TOKEN not in orjson.dumps(record).decode()
