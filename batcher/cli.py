@@ -42,6 +42,7 @@ from batcher.runner import (
 EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_RESULTS_IO: Final = 5
+EXIT_INTERRUPTED: Final = 130
 
 log = logging.getLogger("batcher")
 
@@ -262,3 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         fail(error)
+    except KeyboardInterrupt:
+        # Ctrl-C before the run's own signal handling started (or in demo/report/validate):
+        # nothing was sent yet that a results file would have to record.
+        sys.stderr.write("batcher: interrupted\n")
+        raise SystemExit(EXIT_INTERRUPTED) from None

@@ -194,3 +194,27 @@ async def test_simulate_serves_until_sigterm(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         with anyio.fail_after(30):
             assert await process.wait() == 0
+
+
+async def blocked_on_fifo(pid: int) -> None:
+    """Wait until ``pid`` sleeps opening a FIFO (so the interpreter has fully started)."""
+    wchan = Path(f"/proc/{pid}/wchan")
+    with anyio.fail_after(30):
+        while "partner" not in wchan.read_text() and "fifo" not in wchan.read_text():
+            await anyio.sleep(0.05)
+
+
+async def test_ctrl_c_outside_a_run_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    fifo = tmp_path / "never-written"
+    os.mkfifo(fifo)  # opening it blocks until a writer comes: the command waits there
+    command = [sys.executable, "-m", "batcher", "report", str(fifo)]
+    async with await anyio.open_process(command, env=batcher_env()) as process:
+        await blocked_on_fifo(process.pid)
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(30):
+            code = await process.wait()
+        assert process.stderr is not None
+        stderr = await process.stderr.receive()
+    assert code == 130
+    assert b"batcher: interrupted" in stderr
+    assert b"Traceback" not in stderr
