@@ -38,6 +38,14 @@ REDACTED: Final = "***"
 class Credentials(Protocol):
     """How one account signs its requests."""
 
+    @property
+    def fixed_authorization(self) -> str | None:
+        """The header when it never changes (a fixed token), else None.
+
+        Lets the runner skip an await per request (about 1 µs a row) where nothing can change.
+        """
+        ...
+
     async def authorization(self, method: str, url: str) -> str:
         """The ``Authorization`` header value for the next request to ``url``."""
         ...
@@ -56,9 +64,14 @@ class BearerToken:
     def __repr__(self) -> str:
         return f"BearerToken({REDACTED})"
 
+    @property
+    def fixed_authorization(self) -> str:
+        """``Bearer <token>``, the same for every request."""
+        return f"Bearer {self.token}"
+
     async def authorization(self, method: str, url: str) -> str:
         """``Bearer <token>``."""
-        return f"Bearer {self.token}"
+        return self.fixed_authorization
 
     async def after_unauthorized(self, rejected: str) -> bool:
         """A fixed token stays refused."""

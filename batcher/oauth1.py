@@ -32,6 +32,11 @@ class OAuth1Credentials:
     def __repr__(self) -> str:
         return f"OAuth1Credentials({_REDACTED})"
 
+    @property
+    def fixed_authorization(self) -> None:
+        """Every request gets its own nonce and signature."""
+        return None
+
     async def authorization(self, method: str, url: str) -> str:
         """``OAuth oauth_consumer_key="…", …, oauth_signature="…"`` for one request."""
         return sign_oauth1(self, method, url)

@@ -108,6 +108,11 @@ class OAuth2RefreshingCredentials:
             f"refreshes={self.refreshes} adopted={self.adopted}{stopped}>"
         )
 
+    @property
+    def fixed_authorization(self) -> None:
+        """The access token changes at every refresh."""
+        return None
+
     async def authorization(self, method: str, url: str) -> str:
         """``Bearer <token>``, renewing first when the token is missing or nearly expired."""
         state = self._state
