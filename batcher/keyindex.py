@@ -50,21 +50,28 @@ class BloomFilter:
 class KeyIndex:
     """Which row first used a key; exact, remembering only keys that may repeat."""
 
-    __slots__ = ("_first_row", "_suspects")
+    __slots__ = ("_first_row", "_suspects", "records")
 
-    def __init__(self, suspects: set[str] | None = None) -> None:
+    def __init__(self, suspects: set[str] | None = None, *, records: int = 0) -> None:
         self._suspects = suspects
         self._first_row: dict[str, int] = {}
+        self.records = records  # what the first pass saw, keyless records too
 
     def __repr__(self) -> str:
         watched = "every key" if self._suspects is None else f"{len(self._suspects)} suspects"
         return f"<KeyIndex {watched}, {len(self._first_row)} remembered>"
 
     @classmethod
-    def from_keys(cls, keys: Iterable[str], *, expected_keys: int) -> KeyIndex:
-        """The index for a manifest whose keys were read once beforehand."""
+    def from_keys(cls, keys: Iterable[str | None], *, expected_keys: int) -> KeyIndex:
+        """The index for a manifest whose keys were read once beforehand (None: no key)."""
         bloom = BloomFilter(expected_keys)
-        return cls({key for key in keys if bloom.add(key)})
+        records = 0
+        suspects: set[str] = set()
+        for key in keys:
+            records += 1
+            if key is not None and bloom.add(key):
+                suspects.add(key)
+        return cls(suspects, records=records)
 
     def first_row(self, key: str, row: int) -> int:
         """The first row that used ``key``: ``row`` itself unless the key repeats."""

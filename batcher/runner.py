@@ -24,10 +24,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, NamedTuple
 
 import anyio
-from anyio.abc import ObjectSendStream, TaskGroup
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectSendStream
 
 from batcher.api import ClientConfig, InitializeClient
 from batcher.auth import Account, AccountSet
@@ -37,7 +38,7 @@ from batcher.dispatch import Dispatcher, Pending
 from batcher.errors import ApiError, BadResponse, BatcherError, CredentialsError, RequestTimeout
 from batcher.journal import Journal, ResumePolicy, Settled, load_journal
 from batcher.keyindex import KeyIndex
-from batcher.manifest import Manifest, count_records, open_manifest
+from batcher.manifest import Manifest, count_records, open_manifest, open_manifest_keys
 from batcher.models import ErrorInfo, Initialized, InvalidRow, ManifestRecord, WorkItem
 from batcher.ratelimit import Gate, build_gates
 from batcher.results import (
@@ -49,7 +50,7 @@ from batcher.results import (
     invalid_record,
     ok_record,
 )
-from batcher.triage import Triage, Triaged, record_key
+from batcher.triage import Triage, Triaged
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,8 @@ class RunSummary:
         return 0 if self.failed == 0 and self.invalid == 0 else 1
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Attempt:
-    """One HTTP request for a row and what came of it."""
+class _Attempt(NamedTuple):
+    """One HTTP request for a row and what came of it (a NamedTuple: built per request)."""
 
     sent_at: float
     http_status: int | None
@@ -145,6 +145,22 @@ class _Counters:
     failed: int = 0
     skipped: Counter[Settled] = field(default_factory=Counter)
     auth_failures_in_a_row: Counter[str] = field(default_factory=Counter)
+
+
+RecordSink = MemoryObjectSendStream[Record]
+"""Where workers and the reader put finished lines, for the one writer task."""
+
+
+async def _send_record(records: RecordSink, record: Record) -> None:
+    """Hand a line to the writer, waiting only when its buffer is full.
+
+    ``send`` would first yield to the loop (anyio's checkpoint), a whole extra trip through the
+    loop for every row: the worker's own request already was its chance to be cancelled.
+    """
+    try:
+        records.send_nowait(record)
+    except anyio.WouldBlock:
+        await records.send(record)
 
 
 class Job:
@@ -241,22 +257,14 @@ class Job:
             return KeyIndex()
         fmt = self.config.manifest_format
         expected = count_records(self.manifest, fmt=fmt) or 0
-        records = 0
-
-        def keys(manifest: Manifest) -> Iterator[str]:
-            nonlocal records
-            for record in manifest:
-                records += 1
-                key = record_key(record)
-                if key is not None:
-                    yield key
-
-        with open_manifest(self.manifest, fmt=fmt) as manifest:
-            index = KeyIndex.from_keys(keys(manifest), expected_keys=expected)
-        self.total = records
+        with open_manifest_keys(self.manifest, fmt=fmt) as keys:
+            index = KeyIndex.from_keys(keys, expected_keys=expected)
+        self.total = index.records
         return index
 
-    async def _run_pipeline(self, manifest: Manifest, journal: Journal, keys: KeyIndex) -> None:
+    async def _run_pipeline(
+        self, manifest: Manifest[ManifestRecord], journal: Journal, keys: KeyIndex
+    ) -> None:
         size = self.config.concurrency
         record_send, record_receive = anyio.create_memory_object_stream[Record](size * 4)
         triage = Triage(
@@ -296,7 +304,7 @@ class Job:
             self._work_scope.cancel()
 
     async def _read(
-        self, manifest: Manifest, triage: Triage, records: ObjectSendStream[Record]
+        self, manifest: Manifest[ManifestRecord], triage: Triage, records: RecordSink
     ) -> None:
         rows = iter(manifest)
         try:
@@ -325,7 +333,7 @@ class Job:
         """Read and triage the next rows in a worker thread (file I/O would block the loop)."""
         return [triage(record) for record in islice(rows, size)]
 
-    async def _route(self, outcome: Triaged, records: ObjectSendStream[Record]) -> None:
+    async def _route(self, outcome: Triaged, records: RecordSink) -> None:
         if isinstance(outcome, WorkItem):
             account = self._accounts.get(outcome.account)
             assert account is not None  # triage turned unknown accounts into invalid rows
@@ -335,12 +343,12 @@ class Job:
         else:
             self._counters.skipped[outcome.settled] += 1
 
-    async def _work(self, client: InitializeClient, records: ObjectSendStream[Record]) -> None:
+    async def _work(self, client: InitializeClient, records: RecordSink) -> None:
         async with records:
             while (pending := await self._dispatcher.take()) is not None:
                 record = await self._attempt_row(client, pending)
                 if record is not None:
-                    await records.send(record)
+                    await _send_record(records, record)
                     self._dispatcher.done()
                     self._check_failure_rate()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from batcher.journal import Journal, Settled, duplicate_key, row_key
 from batcher.keyindex import KeyIndex
+from batcher.manifest import record_key
 from batcher.media import inspect_record
 from batcher.models import ErrorInfo, InvalidRow, ManifestRecord, WorkItem
 
@@ -79,11 +80,6 @@ class Triage:
             "give every row a unique key (or path) and run again"
         )
         return _invalid(record, key, "duplicate_key", "Repeated key", detail)
-
-
-def record_key(record: ManifestRecord) -> str | None:
-    """A row's key: its ``key`` column, else its path (None when it has neither)."""
-    return record.key or record.path or None
 
 
 def _invalid(

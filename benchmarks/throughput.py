@@ -2,6 +2,7 @@
 
     python -m benchmarks.throughput                 # the full comparison (a few minutes)
     python -m benchmarks.throughput --quick         # smaller counts, one repeat
+    python -m benchmarks.throughput --only compare --cases acg   # some cases only
 
 One command: it starts :mod:`benchmarks.server` in its own process (pinned to core 1 where the
 machine has two; every client is pinned to core 0), generates its inputs under ``--workdir``,
@@ -209,8 +210,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-timeout-s", type=float, default=300.0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/batcher-bench"))
     parser.add_argument("--only", choices=["compare", "scale", "resume"], action="append")
+    parser.add_argument(
+        "--cases", default="abcdefg", help="which of (a)–(g) to compare, e.g. 'acg' (default all)"
+    )
     parser.add_argument("--quick", action="store_true", help="small counts, one repeat")
     args = parser.parse_args(argv)
+    if "c" not in args.cases:
+        parser.error("--cases must include c: every ratio is to (c)")
     if args.quick:
         args.rows, args.slow_rows, args.million, args.repeats = 20_000, 2_000, 100_000, 1
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -225,7 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     with ServerProcess(cwd=REPO, cpu=1 if two_cores else None) as server:
         log(f"server on {server.url} (pinned: {two_cores})")
         if "compare" in parts:
-            results = compare(main_cases(args), args.repeats, server.url, args)
+            cases = [c for c in main_cases(args) if c.label[1] in args.cases]
+            results = compare(cases, args.repeats, server.url, args)
             print(table(results, "(c) aiohttp shared session+orjson+uvloop"), flush=True)
         if "scale" in parts:
             print(scale_and_gc(server.url, args), flush=True)

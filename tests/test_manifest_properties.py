@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from batcher.contract import MEDIA_CATEGORIES, MEDIA_TYPES
-from batcher.manifest import open_manifest
+from batcher.manifest import open_manifest, open_manifest_keys, record_key
 from batcher.media import inspect_record
 from batcher.models import InvalidRow, ManifestRecord, WorkItem
 
@@ -116,6 +116,54 @@ def test_any_bytes_on_stdin_read_without_raising(data: bytes, fmt: str | None) -
     assert_numbered(records)
     if detected in ("jsonl", "paths"):
         assert len(records) == expected_count(data, detected)
+
+
+def assert_same_keys(source: Path, fmt: str | None) -> None:
+    """The cheap first pass sees exactly the keys of the records the run will read."""
+    with open_manifest(source, fmt=fmt) as manifest:
+        expected = [record_key(record) for record in manifest]
+    with open_manifest_keys(source, fmt=fmt) as keys:
+        assert list(keys) == expected
+
+
+@SETTINGS
+@given(data=manifest_bytes, fmt=st.sampled_from(["csv", "jsonl", "paths", None]))
+def test_key_pass_matches_records_for_any_bytes(
+    tmp_path: Path, data: bytes, fmt: str | None
+) -> None:
+    (tmp_path / "manifest").write_bytes(data)
+    assert_same_keys(tmp_path / "manifest", fmt)
+
+
+csv_cells = st.sampled_from(["", " ", "a.png", "k1", "k1", "x,y", 'q"uote', "é"]) | text
+
+
+@SETTINGS
+@given(
+    header=st.permutations(["path", "key", "media_type", "extra"]).flatmap(
+        lambda names: st.lists(st.sampled_from([*names, "KEY", " Path "]), min_size=1, max_size=6)
+    ),
+    body=st.lists(st.lists(csv_cells, max_size=7), max_size=8),
+)
+def test_csv_key_pass_matches_records_whatever_the_columns(
+    tmp_path: Path, header: list[str], body: list[list[str]]
+) -> None:
+    # Repeated, missing, reordered or padded key/path columns; short, long and blank rows.
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for cells in [header, *body]:
+        writer.writerow(cells)
+    (tmp_path / "m.csv").write_text(out.getvalue())
+    assert_same_keys(tmp_path / "m.csv", None)
+
+
+def test_key_pass_of_a_directory_is_its_paths(tmp_path: Path) -> None:
+    (tmp_path / "b.png").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.gif").write_bytes(b"x")
+    with open_manifest_keys(tmp_path) as keys:
+        assert list(keys) == [str(tmp_path / "b.png"), str(tmp_path / "sub" / "a.gif")]
+    assert_same_keys(tmp_path, None)
 
 
 field_values: dict[str, st.SearchStrategy[Any]] = {

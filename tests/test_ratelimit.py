@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pytest
 
@@ -30,15 +29,6 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class WithApp(RateLimitInfo):
-    """``RateLimitInfo`` with the app-cap fields the lead adds to ``batcher.api``."""
-
-    app_limit: int | None = None
-    app_remaining: int | None = None
-    app_reset_at: float | None = None
 
 
 def headers(*, limit: int = 10, remaining: int, reset_at: float) -> RateLimitInfo:
@@ -217,7 +207,7 @@ def test_app_429_pauses_every_account_but_not_the_users_window() -> None:
     gates = build_gates(["a", "b"], clock=clock)
     a, b = gates["a"], gates["b"]
     assert a.admit() is None
-    rate = WithApp(
+    rate = RateLimitInfo(
         limit=10,
         remaining=8,
         reset_at=clock.now + 60,
