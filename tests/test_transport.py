@@ -33,7 +33,7 @@ from aiohttp.http_exceptions import (
 from batcher.api import ClientConfig, InitializeClient, transport_error
 from batcher.errors import ApiError, BadResponse, ConfigError, RequestTimeout, TransportError
 from batcher.models import Initialized, InitializeRequest
-from batcher.transport import AnswerTooLarge, Origin, StaleConnection
+from batcher.transport import DEADLINE_SWEEP_S, AnswerTooLarge, Origin, StaleConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -269,6 +269,41 @@ async def test_broken_answers_raise_one_api_error(step: Step, error: type[ApiErr
         with pytest.raises(error):
             await send(c)
         assert (await send(c)).media_id == "0"  # the client recovers on a new connection
+
+
+async def test_every_request_in_flight_gets_its_own_deadline() -> None:
+    # Deadlines are swept, not timed one by one: hung requests started at different times each
+    # fail about when theirs passes (not before it, and at most a sweep or so after), and a
+    # request answered meanwhile is not disturbed.
+    steps = [Step(then="hang"), Step(then="hang"), Step(answer()), Step(then="hang")]
+    async with scripted_server(*steps) as (port, _), client(port, timeout_s=0.4) as c:
+        loop = asyncio.get_running_loop()
+
+        async def timed_out_after(start_delay_s: float) -> float:
+            await asyncio.sleep(start_delay_s)
+            started = loop.time()
+            with pytest.raises(RequestTimeout):
+                await send(c)
+            return loop.time() - started
+
+        async def answered() -> str:
+            await asyncio.sleep(0.15)
+            return (await send(c)).media_id
+
+        results = await asyncio.gather(
+            timed_out_after(0.0), timed_out_after(0.1), answered(), timed_out_after(0.2)
+        )
+    waits = [results[0], results[1], results[3]]
+    assert results[2] == "42"
+    assert all(0.4 <= wait < 0.4 + 10 * DEADLINE_SWEEP_S for wait in waits), waits
+
+
+async def test_the_deadline_sweep_stops_when_nothing_waits() -> None:
+    async with scripted_server(Step(answer())) as (port, _), client(port) as c:
+        await send(c)
+        await asyncio.sleep(3 * DEADLINE_SWEEP_S)
+        assert c._pool is not None
+        assert c._pool._sweep_handle is None
 
 
 async def test_an_oversized_answer_is_refused() -> None:
