@@ -12,6 +12,8 @@ traceback:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import logging
 import os
@@ -43,6 +45,7 @@ EXIT_OK: Final = 0
 EXIT_USAGE: Final = 2
 EXIT_RESULTS_IO: Final = 5
 EXIT_INTERRUPTED: Final = 130
+_M_ARENA_MAX: Final = -8  # glibc's mallopt parameter number
 
 log = logging.getLogger("batcher")
 
@@ -143,6 +146,21 @@ def tune_for_throughput() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
+    _one_malloc_arena()
+
+
+def _one_malloc_arena() -> None:
+    """Ask glibc for a single malloc arena (what ``MALLOC_ARENA_MAX=1`` does).
+
+    Rows are read in a worker thread and freed in the loop's thread; with an arena per thread,
+    memory freed in one is not reused by the other, and a long run's peak RSS crept up by a few
+    MiB over millions of rows. The GIL already serializes both threads, so one arena costs no
+    contention. Anywhere but glibc this does nothing.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, 1)
 
 
 def load_run_accounts(args: argparse.Namespace) -> AccountSet:

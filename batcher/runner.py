@@ -60,6 +60,7 @@ DEFAULT_GRACE_S: Final = 10.0
 DEFAULT_AUTH_FAILURE_LIMIT: Final = 5
 DEFAULT_FAILURE_RATE_MIN_ROWS: Final = 100
 READ_BATCH_ROWS: Final = 256
+READ_AHEAD_PER_WORKER: Final = 4
 # A row may meet many 429s while the gate learns the window; this bound only stops a server
 # that answers 429 forever from holding a row (and the run) hostage.
 MAX_RATE_LIMITED_RETRIES: Final = 50
@@ -324,9 +325,12 @@ class Job:
 
     @property
     def _read_batch_rows(self) -> int:
-        # A batch smaller than the pool leaves workers waiting for the reader (each wait costs
-        # more than the row): read at least one row per worker at a time.
-        return max(READ_BATCH_ROWS, self.config.concurrency)
+        # Workers that find no row queued wait for the reader, and each such hand-over costs
+        # more than the row. A batch's round trip through the worker thread is slow while the
+        # loop is busy (measured at 1,024 in flight: 60-100 ms for 10 ms of work, about as
+        # long as the pool takes to send one row per worker), so read several rows per worker
+        # at a time: the queue then stays ahead of the pool.
+        return max(READ_BATCH_ROWS, READ_AHEAD_PER_WORKER * self.config.concurrency)
 
     @staticmethod
     def _triage_batch(rows: Iterator[ManifestRecord], triage: Triage, size: int) -> list[Triaged]:
