@@ -3,7 +3,9 @@
     python benchmarks/ratelimit.py                       # every variant, 1 and 4 accounts
     python benchmarks/ratelimit.py --variants plain --accounts 4 --phases 0.1
 
-Each run starts a fresh simulator in a thread (2-s windows of 50 calls, 20 ms ± 10 ms latency),
+Each run starts a fresh simulator in a thread of this process (2-s windows of 50 calls,
+20 ms ± 10 ms latency) and the client in a process of its own, as a real server would be apart
+from its client: sharing one interpreter lock, each would slow the other's answers. The child
 waits for a given phase of the server's window, then sends 500 rows with 32 in flight. Printed
 per run: wall time, the theoretical minimum, efficiency = minimum / wall, and the 429s.
 
@@ -26,7 +28,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -36,6 +41,7 @@ from pathlib import Path
 
 import aiohttp
 import anyio
+import orjson
 from aiolimiter import AsyncLimiter
 
 from batcher.api import ClientConfig
@@ -60,6 +66,7 @@ BACKOFF_BASE_S = 0.05
 BACKOFF_CAP_S = 2.0
 ERROR_BACKOFF_S = 0.01
 MAX_TRIES = 200
+CHILD_TIMEOUT_S = 120.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,8 +214,36 @@ def wait_for_phase(phase_s: float, offset_s: float) -> None:
     time.sleep(wait if wait > 0.05 else wait + WINDOW_S)
 
 
+def child_main(argv: Sequence[str]) -> None:
+    """In the client's process: wait for the phase, run, print ``{started, wall_s, ok}``."""
+    client, url, tokens, phase_s, offset_s, workdir = argv
+    token_list = tokens.split(",")
+    wait_for_phase(float(phase_s), float(offset_s))
+    started = time.time()
+    ok, _ = run_client(client, url, token_list, Path(workdir))
+    wall_s = time.time() - started
+    print(orjson.dumps({"started": started, "wall_s": wall_s, "ok": ok}).decode(), flush=True)
+
+
+def run_child(
+    client: str, url: str, tokens: Sequence[str], phase_s: float, offset_s: float, workdir: Path
+) -> tuple[float, float, int]:
+    """Run one client in its own process; (started, wall seconds, ok rows)."""
+    argv = [sys.executable, "-m", "benchmarks.ratelimit", "--child", client, url]
+    argv += [",".join(tokens), repr(phase_s), repr(offset_s), str(workdir)]
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        argv, cwd=root, capture_output=True, timeout=CHILD_TIMEOUT_S, check=False,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise SystemExit(f"{client} failed: {done.stderr.decode(errors='replace')[-800:]}")
+    report = orjson.loads(done.stdout.strip().splitlines()[-1])
+    return float(report["started"]), float(report["wall_s"]), int(report["ok"])
+
+
 def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: Path) -> Outcome:
-    """A fresh simulator, one client, one start phase."""
+    """A fresh simulator, one client (in a process of its own), one start phase."""
     offset_s, fail_rate = VARIANTS[variant]
     tokens = [f"tok-{i}" for i in range(accounts)]
     config = SimulatorConfig(
@@ -223,10 +258,7 @@ def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: P
     )
     with ThreadedSimulator(config) as simulator:
         watch = simulator.call(watch_faults)
-        wait_for_phase(phase_s, offset_s)
-        started = time.time()
-        ok, _ = run_client(client, simulator.url, tokens, workdir)
-        wall = time.time() - started
+        started, wall, ok = run_child(client, simulator.url, tokens, phase_s, offset_s, workdir)
         stats = simulator.stats()
         needed = simulator.call(lambda server: _needed(server, watch))
     minimum = minimum_s(
@@ -241,12 +273,16 @@ def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: P
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the table and print it."""
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if args_in[:1] == ["--child"]:
+        child_main(args_in[1:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--accounts", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--phases", nargs="+", type=float, default=[0.1, 0.8, 1.5])
     parser.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     print(
         f"windows {WINDOW_S} s × {LIMIT} calls, {ROWS} rows, {CONCURRENCY} in flight, "
         f"latency {LATENCY_S * 1000:.0f}–{(LATENCY_S + JITTER_S) * 1000:.0f} ms"
