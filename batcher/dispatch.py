@@ -68,6 +68,8 @@ class Dispatcher:
         "_space",
         "_stopped",
         "_stopped_accounts",
+        "_timer",
+        "_timer_at",
         "_waiters",
         "dropped",
     )
@@ -90,6 +92,8 @@ class Dispatcher:
         self._stopped_accounts: set[str] = set()
         self._in_hand = 0
         self._waiters: deque[asyncio.Future[Pending | None]] = deque()
+        self._timer: asyncio.Handle | None = None  # uvloop: a Handle when due at once
+        self._timer_at = math.inf
         self._space: anyio.Event | None = None
         self.dropped = 0
 
@@ -229,13 +233,38 @@ class Dispatcher:
             if waiters[0].done():  # it left on its timeout or was cancelled
                 waiters.popleft()
                 continue
-            pending, _ = self._take_admitted()
+            pending, soonest = self._take_admitted()
             if pending is None:
+                self._hand_out_after(soonest)
                 return
             waiters.popleft().set_result(pending)
 
+    def _hand_out_after(self, delay_s: float) -> None:
+        """Try again when the soonest gate opens.
+
+        The waiters chose their timeouts before this row arrived (a retry put back, a new row
+        for a paused account): with nothing queued then, they may wait for an answer that never
+        comes, and the row would sit until some unrelated event, up to a whole window later.
+        """
+        if math.isinf(delay_s):
+            return  # a gate waits for an answer: its release hands out
+        loop = asyncio.get_running_loop()
+        at = loop.time() + delay_s
+        if self._timer is not None:
+            if self._timer_at <= at:
+                return
+            self._timer.cancel()
+        self._timer, self._timer_at = loop.call_at(at, self._on_timer), at
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._hand_out()
+
     def _wake_all(self) -> None:
         """Every waiter looks again (the end, a stop): nothing is handed over."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._space is not None:
             self._space.set()
             self._space = None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -158,3 +160,65 @@ async def test_stopping_one_account_leaves_the_others() -> None:
     assert taken is not None
     assert taken.account == "b"
     assert dispatcher.dropped == 2
+
+
+class OpensAt:
+    """A gate closed until the local time ``at`` (a spent window), open from then on."""
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+
+    def admit(self, now: float | None = None) -> float | None:
+        now = time.time() if now is None else now
+        return None if now >= self.at else self.at - now
+
+    def release(
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
+    ) -> None:
+        pass
+
+
+async def row_for_a_waiting_worker(
+    dispatcher: Dispatcher, hand_over: Callable[[], Awaitable[None]]
+) -> Pending | None:
+    """Let a worker wait on a dispatcher with nothing queued, run ``hand_over``: what it got."""
+    got: list[Pending | None] = []
+
+    async def worker() -> None:
+        got.append(await dispatcher.take())
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker)
+        await anyio.sleep(0.02)  # the worker waits: nothing is queued
+        await hand_over()
+        with anyio.fail_after(2):
+            while not got:
+                await anyio.sleep(0.005)
+    return got[0]
+
+
+@pytest.mark.parametrize("how", ["put_back", "put"])
+async def test_a_row_behind_a_closed_gate_goes_when_the_gate_opens(how: str) -> None:
+    # Workers already waiting with nothing queued must not sleep through the opening of a gate
+    # that a row arrived behind (a 5xx retry put back, or a new row for a paused account):
+    # before the fix, the run waited for some unrelated event, up to a whole window.
+    gate = OpensAt(0.0)
+    dispatcher = Dispatcher({"a": gate}, buffer_per_account=10)
+    await dispatcher.put(pending("a", 1))
+    first = await dispatcher.take()
+    assert first is not None
+    started = time.monotonic()
+
+    async def hand_over() -> None:
+        nonlocal started
+        gate.at = time.time() + 0.05
+        started = time.monotonic()
+        if how == "put_back":
+            dispatcher.put_back(first)
+        else:
+            await dispatcher.put(pending("a", 2))
+
+    got = await row_for_a_waiting_worker(dispatcher, hand_over)
+    assert got is not None
+    assert got.item.row == (1 if how == "put_back" else 2)
+    assert time.monotonic() - started >= 0.04
