@@ -154,8 +154,8 @@ def _one_malloc_arena() -> None:
 
     Rows are read in a worker thread and freed in the loop's thread; with an arena per thread,
     memory freed in one is not reused by the other, and a long run's peak RSS crept up by a few
-    MiB over millions of rows. The GIL already serializes both threads, so one arena costs no
-    contention. Anywhere but glibc this does nothing.
+    MiB over millions of rows. Python allocates only while it holds the GIL, so one arena costs
+    no contention. Anywhere but glibc this does nothing.
     """
     if not sys.platform.startswith("linux"):
         return
