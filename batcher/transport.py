@@ -14,7 +14,7 @@ the initialize call needs and nothing else:
   once, and a deadline per request covering connect, write and the whole answer. Deadlines
   are checked by one sweep of the pool every ``DEADLINE_SWEEP_S`` while requests are in
   flight, not by a timer per request: arming and cancelling a loop timer cost about 3 µs on
-  uvloop, a tenth of the whole call; a deadline may so fire up to one sweep late.
+  uvloop, a tenth of the whole call; so a deadline may fire up to one sweep late.
 
 It raises only builtins and aiohttp's ``HttpProcessingError`` family: ``TimeoutError``,
 ``OSError``/``ConnectionError`` (TLS errors included), ``HttpProcessingError``.
@@ -229,8 +229,9 @@ class Connection(asyncio.Protocol):
 
     def expire_if_due(self, now: float) -> bool:
         """Fail the waiting exchange if its deadline passed; True while one still waits."""
-        if self._waiter is None:
-            return False
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return False  # answered: the exchange resumes with it on the loop's next turn
         if now >= self.deadline:
             self._fail(TimeoutError("no complete answer before the deadline"))
             return False
