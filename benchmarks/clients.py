@@ -7,7 +7,10 @@ JSON line: ``{"ok": n, "wall_s": s, "cpu_s": s}`` (CPU of the loop alone, this p
 KIND: ``aiohttp`` (one shared session, orjson, uvloop: the best-practice loop),
 ``aiohttp-per-request`` (a new session per request), ``httpx`` (one ``httpx.AsyncClient``),
 ``requests`` (one ``requests.Session`` per thread, CONCURRENCY threads at most 32),
-``batcher-client`` (batcher's own ``InitializeClient``, the fast path, without the pipeline).
+``batcher-client`` (batcher's own ``InitializeClient``, the fast path, without the pipeline),
+``raw-protocol`` (the floor: a bare ``asyncio.Protocol`` per connection that writes the request
+bytes and cuts answers by ``Content-Length`` only — enough for the benchmark server, not an HTTP
+client; it shows what the kernel and the loop cost before any client code).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import orjson
 
@@ -133,7 +136,58 @@ async def batcher_client(url: str, rows: int, concurrency: int) -> int:
         return await pump(send, rows, concurrency)
 
 
+class _RawConnection(asyncio.Protocol):
+    """One connection of :func:`raw_protocol`: answers framed by ``Content-Length`` only."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.waiter: asyncio.Future[bytes] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        start = self.buffer.lower().find(b"content-length:", 0, end)
+        length = int(self.buffer[start + 15 : self.buffer.find(b"\r\n", start)])
+        if len(self.buffer) >= end + 4 + length and self.waiter is not None:
+            answer = self.buffer[end + 4 : end + 4 + length]
+            self.buffer = self.buffer[end + 4 + length :]
+            self.waiter.set_result(answer)
+
+
+async def raw_protocol(url: str, rows: int, concurrency: int) -> int:
+    """(h) the floor: raw request bytes over one bare protocol per worker, no HTTP client."""
+    loop = asyncio.get_running_loop()
+    host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Authorization: {HEADERS['Authorization']}\r\nContent-Length: "
+    ).encode()
+    free: list[_RawConnection] = []
+
+    async def send(n: int) -> str:
+        if free:
+            connection = free.pop()
+        else:
+            _, connection = await loop.create_connection(_RawConnection, host, int(port))
+        payload = body(n)
+        connection.waiter = loop.create_future()
+        assert connection.transport is not None
+        connection.transport.write(b"%s%d\r\n\r\n%s" % (head, len(payload), payload))
+        answer = await connection.waiter
+        free.append(connection)
+        return media_id(answer)
+
+    return await pump(send, rows, concurrency)
+
+
 ASYNC_KINDS: Final = {
+    "raw-protocol": raw_protocol,
     "batcher-client": batcher_client,
     "aiohttp": shared_session,
     "aiohttp-per-request": session_per_request,

@@ -12,6 +12,7 @@ then runs, alternating, each in its own process:
     (c) bare aiohttp, shared session, orjson, uvloop   (d) aiohttp, a session per request
     (e) httpx.AsyncClient                              (f) requests in a thread pool
     (g) batcher's InitializeClient alone (the fast path without the pipeline), uvloop
+    (h) the floor: a bare asyncio.Protocol writing request bytes, uvloop (not an HTTP client)
 
 ``batcher run`` uses uvloop when it is installed (``pip install -e '.[bench]'`` installs it).
 
@@ -164,6 +165,8 @@ def main_cases(args: argparse.Namespace) -> list[Case]:
         Case(label="(f) requests, 32 threads", rows=slow, concurrency=c, kind="requests"),
         Case(label="(g) batcher InitializeClient alone+uvloop", rows=rows, concurrency=c,
              kind="batcher-client"),
+        Case(label="(h) floor: bare asyncio.Protocol+uvloop", rows=rows, concurrency=c,
+             kind="raw-protocol"),
     ]  # fmt: skip
 
 
@@ -212,7 +215,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/batcher-bench"))
     parser.add_argument("--only", choices=["compare", "scale", "resume"], action="append")
     parser.add_argument(
-        "--cases", default="abcdefg", help="which of (a)–(g) to compare, e.g. 'acg' (default all)"
+        "--cases", default="abcdefgh", help="which of (a)–(h) to compare, e.g. 'acg' (default all)"
     )
     parser.add_argument("--quick", action="store_true", help="small counts, one repeat")
     args = parser.parse_args(argv)
