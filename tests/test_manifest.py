@@ -6,6 +6,8 @@ import io
 import itertools
 import os
 import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -244,14 +246,16 @@ def test_directory_walk_is_sorted_recursive_and_skips_hidden(
     assert all((tmp_path / str(record.path)).is_file() for record in records)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
-def test_directory_with_unreadable_subfolder_yields_a_problem(tmp_path: Path) -> None:
-    make_tree(tmp_path)
-    (tmp_path / "a" / "b").chmod(0)
+def test_directory_with_unreadable_subfolder_yields_a_problem(
+    open_dir: Path, unprivileged: Callable[[], AbstractContextManager[None]]
+) -> None:
+    make_tree(open_dir)
+    (open_dir / "a" / "b").chmod(0)
     try:
-        records = read_all(tmp_path)
+        with unprivileged():
+            records = read_all(open_dir)
     finally:
-        (tmp_path / "a" / "b").chmod(0o755)
+        (open_dir / "a" / "b").chmod(0o755)
     problems = [record for record in records if record.problem]
     assert len(problems) == 1
     assert str(problems[0].path).endswith("b")
@@ -360,16 +364,17 @@ def test_open_errors(
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
 @pytest.mark.parametrize("kind", [pytest.param("file", id="file"), pytest.param("dir", id="dir")])
-def test_permission_denied_is_a_manifest_error(tmp_path: Path, kind: str) -> None:
-    target = tmp_path / "locked"
+def test_permission_denied_is_a_manifest_error(
+    open_dir: Path, unprivileged: Callable[[], AbstractContextManager[None]], kind: str
+) -> None:
+    target = open_dir / "locked"
     if kind == "dir":
         target.mkdir()
     else:
         target.write_bytes(b"a.png\n")
     target.chmod(0)
-    with pytest.raises(ManifestError, match="permission denied"):
+    with unprivileged(), pytest.raises(ManifestError, match="permission denied"):
         open_manifest(target)
 
 

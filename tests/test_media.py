@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
@@ -535,11 +537,13 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     assert (row.error.type, "pipe" in row.error.detail) == ("unreadable_file", True)
 
 
-@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root reads anything")
-def test_unreadable_file(tmp_path: Path) -> None:
-    (tmp_path / "locked.png").write_bytes(PNG)
-    (tmp_path / "locked.png").chmod(0)
-    row = inspect_record(ManifestRecord(row=1, path="locked.png"), base_dir=tmp_path)
+def test_unreadable_file(
+    open_dir: Path, unprivileged: Callable[[], AbstractContextManager[None]]
+) -> None:
+    (open_dir / "locked.png").write_bytes(PNG)
+    (open_dir / "locked.png").chmod(0)
+    with unprivileged():
+        row = inspect_record(ManifestRecord(row=1, path="locked.png"), base_dir=open_dir)
     assert isinstance(row, InvalidRow)
     assert row.error.type == "unreadable_file"
 
