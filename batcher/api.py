@@ -87,15 +87,14 @@ class Answer(NamedTuple):
     """One HTTP answer, classified: ``result`` is the media id or why there is none.
 
     ``sent``: HTTP requests it took; 2 when a reused connection closed before answering and the
-    request was resent once on a fresh one (see :mod:`batcher.transport`).
+    request was resent once on a fresh one (see :mod:`batcher.transport`). A NamedTuple for the
+    reason given under :class:`RateLimitInfo`.
     """
 
     http_status: int
     result: Initialized | ErrorInfo
     rate: RateLimitInfo
     sent: int = 1
-
-    # A NamedTuple for the reason given under RateLimitInfo.
 
 
 # istr: multidict's case-insensitive lookups skip folding a name that is one already.

@@ -18,6 +18,7 @@ from typing import Final, NoReturn
 
 from batcher.contract import MEDIA_CATEGORIES, MEDIA_TYPES, TOTAL_BYTES_MAX, USER_ID_PATTERN
 from batcher.errors import ConfigError
+from batcher.manifest import record_key
 from batcher.models import ErrorInfo, InitializeRequest, InvalidRow, ManifestRecord, WorkItem
 from batcher.sniff import HEAD_BYTES, media_type_from_extension, sniff_media_type
 
@@ -175,7 +176,7 @@ def inspect_record(
         return _invalid_row(record, invalid)
     return WorkItem(
         row=record.row,
-        key=record.key or record.path or "",
+        key=record_key(record) or "",
         path=record.path,
         account=record.account,
         request=request,
@@ -194,7 +195,7 @@ def _invalid_row(record: ManifestRecord, invalid: _Invalid) -> InvalidRow:
     )
     return InvalidRow(
         row=record.row,
-        key=record.key or record.path or None,
+        key=record_key(record),
         path=record.path,
         account=record.account,
         error=error,
