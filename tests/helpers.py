@@ -89,3 +89,17 @@ def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("X_", "BATCHER_"))}
     env.update(extra)
     return env
+
+
+class FakeClock:
+    """Epoch seconds that move only when a test says so (set ``now`` or ``advance``)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward."""
+        self.now += seconds

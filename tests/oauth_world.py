@@ -187,16 +187,3 @@ async def initialize(
     headers = {"Authorization": authorization, "Content-Type": "application/json"}
     async with session.post(url, data=orjson.dumps(VALID_BODY), headers=headers) as answer:
         return answer.status, orjson.loads(await answer.read())
-
-
-class FakeClock:
-    """A settable clock (epoch seconds)."""
-
-    def __init__(self, now_s: float | None = None) -> None:
-        self.now_s = time.time() if now_s is None else now_s
-
-    def __call__(self) -> float:
-        return self.now_s
-
-    def advance(self, seconds: float) -> None:
-        self.now_s += seconds

@@ -11,10 +11,10 @@ import pytest
 
 from batcher import contract
 from batcher.oauth1 import OAuth1Credentials, sign_oauth1
+from tests.helpers import FakeClock
 from tests.oauth_world import (
     OAUTH1,
     READ_ONLY_OAUTH1,
-    FakeClock,
     initialize,
     oauth_simulator,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,11 +21,11 @@ from batcher.errors import (
 )
 from batcher.oauth2 import OAuth2RefreshingCredentials, RefreshPolicy
 from batcher.token_store import TokenStore
+from tests.helpers import FakeClock
 from tests.oauth_world import (
     ALL_SECRETS,
     CLIENT_SECRET,
     REFRESH,
-    FakeClock,
     initialize,
     oauth2_client,
     oauth2_credentials,
@@ -69,7 +70,7 @@ async def test_a_confidential_client_authenticates_with_basic(tmp_path: Path) ->
 
 
 async def test_refreshes_ahead_of_expiry_and_not_before(tmp_path: Path) -> None:
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     async with oauth_simulator(clock=clock, access_token_lifetime_s=100.0) as server:
         policy = RefreshPolicy(margin_s=60.0, margin_fraction=0.1)  # 10 s of 100 s
         credentials = oauth2_credentials(server, tmp_path, "alice", policy=policy, clock=clock)
@@ -85,7 +86,7 @@ async def test_refreshes_ahead_of_expiry_and_not_before(tmp_path: Path) -> None:
 async def test_a_401_renews_once_and_the_retry_passes(
     tmp_path: Path, session: aiohttp.ClientSession
 ) -> None:
-    server_clock, client_clock = FakeClock(), FakeClock()
+    server_clock, client_clock = FakeClock(time.time()), FakeClock(time.time())
     async with oauth_simulator(clock=server_clock, access_token_lifetime_s=100.0) as server:
         credentials = oauth2_credentials(server, tmp_path, "alice", clock=client_clock)
         header = await credentials.authorization("POST", server.url)

@@ -17,18 +17,9 @@ from batcher.ratelimit import (
     app_limit_of,
     build_gates,
 )
+from tests.helpers import FakeClock
 
 NOW = 1_000_000.0
-
-
-class FakeClock:
-    """Epoch seconds that move only when the test says so."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def headers(*, limit: int = 10, remaining: int, reset_at: float) -> RateLimitInfo:
@@ -48,13 +39,13 @@ def opened(clock: FakeClock, *, remaining: int, reset_in: float, limit: int = 10
 
 
 def test_only_one_probe_before_the_first_headers() -> None:
-    gate = WindowGate("a", clock=FakeClock())
+    gate = WindowGate("a", clock=FakeClock(NOW))
     assert gate.admit() is None
     assert gate.admit() == math.inf
 
 
 def test_first_headers_open_the_gate_to_the_remaining_quota() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = opened(clock, remaining=3, reset_in=60)
     assert admitted(gate, 4) == [True, True, True, False]
     assert gate.paused_until == pytest.approx(clock.now + 60 + DEFAULT_RESET_MARGIN_S)
@@ -62,13 +53,13 @@ def test_first_headers_open_the_gate_to_the_remaining_quota() -> None:
 
 
 def test_requests_in_flight_count_against_remaining() -> None:
-    gate = opened(FakeClock(), remaining=2, reset_in=60)
+    gate = opened(FakeClock(NOW), remaining=2, reset_in=60)
     assert admitted(gate, 3) == [True, True, False]
     assert gate.in_flight == 2
 
 
 def test_a_new_window_opens_with_one_probe_then_the_full_limit() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = opened(clock, limit=5, remaining=0, reset_in=30)
     assert gate.admit() is not None
     clock.now += 30 + DEFAULT_RESET_MARGIN_S
@@ -78,7 +69,7 @@ def test_a_new_window_opens_with_one_probe_then_the_full_limit() -> None:
 
 
 def test_a_confirmed_clock_opens_the_next_window_at_full_speed() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = opened(clock, limit=5, remaining=0, reset_in=30)
     for _ in range(2):
         clock.now += 30 + DEFAULT_RESET_MARGIN_S
@@ -91,7 +82,7 @@ def test_a_confirmed_clock_opens_the_next_window_at_full_speed() -> None:
 
 
 def test_out_of_order_answers_keep_the_lowest_remaining() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock)
     for remaining in (7, 3, 5):
         gate.in_flight += 1
@@ -100,7 +91,7 @@ def test_out_of_order_answers_keep_the_lowest_remaining() -> None:
 
 
 def test_answers_from_an_ended_window_are_ignored() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = opened(clock, remaining=0, reset_in=5)
     clock.now += 5 + DEFAULT_RESET_MARGIN_S
     assert gate.admit() is None  # rolls into the next window
@@ -111,7 +102,7 @@ def test_answers_from_an_ended_window_are_ignored() -> None:
 
 
 def test_429_closes_the_gate_until_the_reset_it_names() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock)
     assert gate.admit() is None
     gate.release(headers(remaining=0, reset_at=clock.now + 42), rate_limited=True)
@@ -121,7 +112,7 @@ def test_429_closes_the_gate_until_the_reset_it_names() -> None:
 
 
 def test_429_without_headers_backs_off_longer_each_time() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock)
     pauses = []
     for _ in range(3):
@@ -135,7 +126,7 @@ def test_429_without_headers_backs_off_longer_each_time() -> None:
 
 
 def test_retry_after_is_honoured_when_longer_than_the_reset() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock)
     gate.in_flight += 1
     rate = RateLimitInfo(limit=10, remaining=0, reset_at=clock.now + 1, retry_after_s=20)
@@ -144,14 +135,14 @@ def test_retry_after_is_honoured_when_longer_than_the_reset() -> None:
 
 
 def test_a_server_without_headers_is_not_gated() -> None:
-    gate = WindowGate("a", clock=FakeClock())
+    gate = WindowGate("a", clock=FakeClock(NOW))
     assert gate.admit() is None
     gate.release(RateLimitInfo())
     assert all(admitted(gate, 50))
 
 
 def test_without_headers_a_429_slows_the_pace_and_successes_ramp_it_up() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock)
     for _ in range(20):  # 20 requests per second, no headers
         assert gate.admit() is None
@@ -174,7 +165,7 @@ def test_without_headers_a_429_slows_the_pace_and_successes_ramp_it_up() -> None
 
 
 def test_waited_time_counts_a_pause_once_however_often_it_is_asked() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = opened(clock, remaining=1, reset_in=600)
     assert gate.admit() is None  # the window's last slot
     for _ in range(3):
@@ -190,7 +181,7 @@ def test_repr_shows_live_state() -> None:
 
 
 def test_build_gates_gives_protocol_gates_sharing_the_app_cap() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gates = build_gates(["a", "b"], app_daily_limit=3, clock=clock)
     typed: dict[str, Gate] = dict(gates)
     for name, gate in typed.items():
@@ -203,7 +194,7 @@ def test_build_gates_gives_protocol_gates_sharing_the_app_cap() -> None:
 
 
 def test_app_429_pauses_every_account_but_not_the_users_window() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gates = build_gates(["a", "b"], clock=clock)
     a, b = gates["a"], gates["b"]
     assert a.admit() is None
@@ -248,7 +239,7 @@ def test_app_limit_headers(raw: dict[str, str], expected: AppLimitInfo | None) -
 
 
 def test_max_rate_paces_evenly_without_an_initial_burst() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = AccountGate(WindowGate("a", clock=clock), pacer=Pacer(10), clock=clock)
     gate.window.limit = gate.window.remaining = 1000  # headers seen: no probe rule
     assert gate.admit() is None

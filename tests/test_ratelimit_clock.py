@@ -17,20 +17,11 @@ from batcher.ratelimit.clock import (
     van_der_corput,
 )
 from batcher.ratelimit.window import PROBE_GUARD_S, PROBE_SLOTS
+from tests.helpers import FakeClock
 
 NOW = 1_000_000.25
 RESET = 1_000_010.0
 MARGIN_S = 0.01
-
-
-class FakeClock:
-    """Epoch seconds that move only when the test says so."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def bounded(lo: float, hi: float, *, trusted: bool = True) -> ServerClock:
@@ -152,7 +143,7 @@ def unsettled_gate(clock: FakeClock) -> WindowGate:
 
 
 def test_the_last_slots_of_a_window_wait_for_their_tick_probes() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = unsettled_gate(clock)
     normal = [gate.admit() for _ in range(9 - PROBE_SLOTS)]
     assert normal == [None] * (9 - PROBE_SLOTS)
@@ -175,7 +166,7 @@ def test_the_last_slots_of_a_window_wait_for_their_tick_probes() -> None:
     [pytest.param(True, "lo", id="counted-after-the-tick"), pytest.param(False, "hi", id="before")],
 )
 def test_a_tick_probe_answer_narrows_one_bound(date_after_tick: bool, narrowed: str) -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = unsettled_gate(clock)
     gate.remaining = 1  # only the probe slot is left
     before = (gate.server_clock.lo, gate.server_clock.hi)
@@ -204,7 +195,7 @@ def test_no_probe_when_the_window_ends_too_soon() -> None:
 
 
 def test_a_proven_clock_opens_the_next_window_at_once_and_in_full() -> None:
-    clock = FakeClock()
+    clock = FakeClock(NOW)
     gate = WindowGate("a", clock=clock, server_clock=bounded(0.29, 0.31), margin_s=MARGIN_S)
     gate.limit, gate.remaining, gate.reset_at = 5, 0, RESET
     clock.now = RESET - 0.29 - 1e-6

@@ -14,6 +14,7 @@ import pytest
 
 from batcher.api import RateLimitInfo
 from batcher.ratelimit import DEFAULT_RESET_MARGIN_S, WindowGate
+from tests.helpers import FakeClock
 
 WINDOW_S = 10
 LIMIT = 5
@@ -21,14 +22,6 @@ ROWS = 40
 UP_S = 0.02
 DOWN_S = 0.01
 START = 1_000_003.3
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass
@@ -57,7 +50,7 @@ class Outcome:
 
 
 def run(offset_s: float) -> Outcome:
-    clock, server = Clock(), ModelServer(offset_s)
+    clock, server = FakeClock(START), ModelServer(offset_s)
     gate = WindowGate("a", clock=clock)
     answers: list[tuple[float, int, RateLimitInfo, bool]] = []
     done = rate_limited = seq = 0

@@ -33,6 +33,7 @@ from batcher.simulator import (
     tokens_from_env,
 )
 from batcher.simulator.faults import FaultPlan
+from tests.helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -52,6 +53,7 @@ LIMIT_HEADERS = (
     "x-app-limit-24hour-remaining",
     "x-app-limit-24hour-reset",
 )
+
 MEDIA_ID = re.compile(r"^[0-9]{19}$")
 
 
@@ -69,16 +71,6 @@ class Answer:
 
     def header_int(self, name: str) -> int:
         return int(self.headers[name])
-
-
-class FakeClock:
-    """A settable clock for the server (seconds since the epoch)."""
-
-    def __init__(self, now_s: float) -> None:
-        self.now_s = now_s
-
-    def __call__(self) -> float:
-        return self.now_s
 
 
 def config(**changes: Any) -> SimulatorConfig:
@@ -359,7 +351,7 @@ async def test_window_counts_every_request_and_rolls_over(session: aiohttp.Clien
             "detail": "Too Many Requests",
         }
         assert answer.header_int("x-rate-limit-reset") == 1_800_000_060
-        clock.now_s = 1_800_000_060.0
+        clock.now = 1_800_000_060.0
         answer = await post(session, server)
         assert (answer.status, answer.header_int("x-rate-limit-remaining")) == (200, 2)
         assert answer.header_int("x-rate-limit-reset") == 1_800_000_120
@@ -399,7 +391,7 @@ async def test_app_daily_cap_spans_tokens_and_resets_at_midnight(
         assert capped.header_int("x-app-limit-24hour-remaining") == 0
         assert capped.header_int("x-app-limit-24hour-reset") == 1_800_057_600
         assert capped.header_int("x-rate-limit-remaining") == contract.USER_WINDOW_LIMIT - 2
-        clock.now_s = 1_800_057_600.0
+        clock.now = 1_800_057_600.0
         assert (await post(session, server)).status == 200
 
 

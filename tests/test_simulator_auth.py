@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from batcher import contract
 from batcher.oauth1 import sign_oauth1
 from batcher.simulator import SimulatorServer
+from tests.helpers import FakeClock
 from tests.oauth_world import (
     APP_ONLY_TOKEN,
     CLIENT_SECRET,
@@ -21,7 +23,6 @@ from tests.oauth_world import (
     PUBLIC_CLIENT,
     REFRESH,
     STATIC_NO_SCOPE_TOKEN,
-    FakeClock,
     initialize,
     oauth_simulator,
     token_url,
@@ -103,7 +104,7 @@ async def test_another_clients_refresh_token_and_other_grants_are_refused(
 
 
 async def test_an_expired_access_token_is_a_401(session: aiohttp.ClientSession) -> None:
-    clock = FakeClock()
+    clock = FakeClock(time.time())
     async with oauth_simulator(clock=clock, access_token_lifetime_s=5) as server:
         _, answer = await refresh(session, server, REFRESH["alice"])
         header = f"Bearer {answer['access_token']}"
