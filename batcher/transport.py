@@ -280,10 +280,11 @@ class ConnectionPool:
     __slots__ = (
         "_connect_timeout_s",
         "_connections",
+        "_free",
         "_idle",
         "_keepalive_s",
         "_loop",
-        "_slots",
+        "_slot_waiters",
         "_ssl",
         "_sweep_handle",
         "max_connections",
@@ -306,7 +307,8 @@ class ConnectionPool:
         self.opened = 0
         self.resent = 0
         self._loop = asyncio.get_running_loop()
-        self._slots = asyncio.Semaphore(max_connections)
+        self._free = max_connections
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._idle: deque[Connection] = deque()
         self._connections: set[Connection] = set()
         self._connect_timeout_s = connect_timeout_s
@@ -325,7 +327,11 @@ class ConnectionPool:
 
     async def request(self, data: bytes, timeout_s: float) -> RawAnswer:
         """Send one complete request (bytes on the wire) and return its answer."""
-        async with self._slots:
+        if self._free > 0 and not self._slot_waiters:
+            self._free -= 1  # no await: a free slot costs nothing (asyncio.Semaphore did)
+        else:
+            await self._wait_for_slot()
+        try:
             deadline = self._loop.time() + timeout_s
             connection = self._checkout() or await self._connect(deadline)
             self._watch_deadlines()
@@ -340,6 +346,28 @@ class ConnectionPool:
                 return RawAnswer(answer.status, answer.headers, answer.body, sent=2)
             finally:
                 self._checkin(connection)
+        finally:
+            self._release_slot()
+
+    async def _wait_for_slot(self) -> None:
+        """Wait in line until a finishing request hands over its slot."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._slot_waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release_slot()  # handed a slot it will not use: pass it on
+            raise
+
+    def _release_slot(self) -> None:
+        waiters = self._slot_waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # done: cancelled while it waited
+                waiter.set_result(None)
+                return
+        self._free += 1
 
     def _watch_deadlines(self) -> None:
         if self._sweep_handle is None:

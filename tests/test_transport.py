@@ -343,6 +343,32 @@ async def test_a_cancelled_request_does_not_poison_the_pool() -> None:
         assert (await send(c)).media_id == "0"
 
 
+@pytest.mark.parametrize("handed_a_slot", [False, True], ids=["still-waiting", "slot-handed-over"])
+async def test_a_request_cancelled_while_waiting_for_a_slot_leaves_the_slot(
+    handed_a_slot: bool,
+) -> None:
+    async with scripted_server() as (port, script), client(port, max_in_flight=1) as c:
+        script.delay_s = 0.05
+        waiting: list[asyncio.Task[Initialized]] = []
+        asyncio.get_running_loop().call_later(
+            0.01, lambda: waiting.append(asyncio.ensure_future(send(c)))
+        )
+        if handed_a_slot:
+            # The slot passes to the waiter as this request ends; the waiter has not run yet.
+            await send(c)
+            waiting[0].cancel()
+        else:
+            first = asyncio.ensure_future(send(c))
+            await asyncio.sleep(0.03)
+            waiting[0].cancel()
+            await first
+        with pytest.raises(asyncio.CancelledError):
+            await waiting[0]
+        script.delay_s = 0.0
+        assert (await asyncio.wait_for(send(c), 1.0)).media_id == "1"
+        assert script.max_in_flight == 1
+
+
 @pytest.mark.parametrize(
     "base_url",
     [

@@ -91,7 +91,14 @@ class ServerClock:
         By the estimate plus ``margin_s``, but never later than ``reset_at - lo``: from then on
         the server's clock has surely passed ``reset_at``.
         """
-        return min(self.to_local(reset_at) + margin_s, reset_at - self.lo)
+        # Asked on every admission: the common case (a trusted estimate of 0) without calls.
+        lo = self.lo
+        if self.trusted and lo <= 0.0 <= self.hi:
+            estimated = reset_at + margin_s
+        else:
+            estimated = reset_at - self.offset_s + margin_s
+        surely = reset_at - lo
+        return estimated if estimated < surely else surely
 
     def proven(self, margin_s: float) -> bool:
         """True when :meth:`opens_at` (with ``margin_s``) rests on the bounds alone."""
@@ -104,13 +111,18 @@ class ServerClock:
     def observe(self, rate: RateLimitInfo, *, sent_at: float, received_at: float) -> None:
         """Learn from one answer to a request sent no earlier than ``sent_at``."""
         lo, hi = -math.inf, math.inf
-        if rate.server_time is not None:
-            lo = rate.server_time - received_at
-            hi = rate.server_time + 1.0 - sent_at
-        if rate.reset_at is not None:
-            hi = min(hi, rate.reset_at - sent_at)
-        self.min_round_trip_s = min(self.min_round_trip_s, max(0.0, received_at - sent_at))
-        self._narrow(lo, hi)
+        server_time, reset_at = rate.server_time, rate.reset_at
+        if server_time is not None:
+            lo = server_time - received_at
+            hi = server_time + 1.0 - sent_at
+        if reset_at is not None and reset_at - sent_at < hi:
+            hi = reset_at - sent_at
+        round_trip_s = received_at - sent_at
+        if round_trip_s < self.min_round_trip_s:
+            self.min_round_trip_s = max(0.0, round_trip_s)
+        # Called for every answer; once the bounds settle, few answers move them.
+        if lo > self.lo or hi < self.hi:
+            self._narrow(lo, hi)
 
     def claim_probe(self, now: float, latest: float) -> float | None:
         """A local time in ``[now, latest]`` to send a request that narrows the bounds, or None.

@@ -87,10 +87,12 @@ class AccountGate:
     def admit(self, now: float | None = None) -> float | None:
         """Count one request in flight everywhere and return None, or the seconds to wait."""
         now = self._clock() if now is None else now
+        # Asked for every request: no containers built on the way to a yes.
+        window = self.window.delay(now)
+        app = None if self.app is None else self.app.delay(now)
         pace = None if self.pacer is None else self.pacer.delay(now)
-        delays = [d for d in (*self._gate_delays(now), pace) if d is not None]
-        if delays:
-            delay = max(delays)
+        if window is not None or app is not None or pace is not None:
+            delay = max(d for d in (window, app, pace) if d is not None)
             self._meter.refused(delay, now)
             return delay
         self._meter.admitted(now)
@@ -106,6 +108,12 @@ class AccountGate:
     ) -> None:
         """One request finished: update the window and the app cap from its answer."""
         now = self._clock() if now is None else now
+        if not rate_limited and (rate is None or rate.app_limit is None):
+            # Most answers: a success without app-cap headers.
+            self.window.release(rate, now=now)
+            if self.app is not None:
+                self.app.release(None, rate_limited=False, now=now)
+            return
         app_info = app_limit_of(rate)
         app_refused = rate_limited and _app_is_spent(rate, app_info, self.app)
         self.rate_limited_count += rate_limited

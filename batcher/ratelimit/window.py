@@ -136,7 +136,9 @@ class WindowGate:
         """Seconds before a request may go (``math.inf``: after an answer), or None: now."""
         if self._closed_until > now:
             return self._closed_until - now
-        self._roll_if_reset(now)
+        reset_at = self.reset_at
+        if reset_at is not None and now >= self.server_clock.opens_at(reset_at, self._margin_s):
+            self._roll(reset_at)
         if self._headerless:
             return self._adaptive.delay(now)
         if self.limit is None:
@@ -146,7 +148,7 @@ class WindowGate:
         if self.remaining is None:
             return None
         if (free := self.remaining - self.in_flight) > 0:
-            return self._tick_probe_delay(now, free)
+            return None if free > PROBE_SLOTS else self._tick_probe_delay(now, free)
         if self.reset_at is None:
             return math.inf
         return max(0.0, self._opens_at(self.reset_at) - now)
@@ -168,10 +170,12 @@ class WindowGate:
         """Count one request as finished and learn from its answer's headers."""
         now = self._clock() if now is None else now
         # Which request answered is unknown; the oldest in flight bounds when it was sent.
-        sent_at = self._sent[0] if self._sent else now
-        if self._sent:
-            self._sent.pop()
-        self.in_flight = max(0, self.in_flight - 1)
+        sent = self._sent
+        sent_at = sent[0] if sent else now
+        if sent:
+            sent.pop()
+        if self.in_flight > 0:
+            self.in_flight -= 1
         if rate is not None:
             self._learn(rate, sent_at, now)
         elif self._probe is not None:
@@ -188,7 +192,7 @@ class WindowGate:
     def _tick_probe_delay(self, now: float, free: int) -> float | None:
         """With ``free`` slots left in the window: None, or the wait for the next tick probe."""
         clock = self.server_clock
-        if free > PROBE_SLOTS or not clock.wants_probes:
+        if not clock.wants_probes:
             return None
         if self.reset_at is None:  # the window's end comes with the first answer from it
             return math.inf if self.in_flight else None
@@ -203,16 +207,15 @@ class WindowGate:
         wait = self._tick_probes[0] - now
         return wait if wait > 0 else None
 
-    def _roll_if_reset(self, now: float) -> None:
-        if self.reset_at is not None and now >= self._opens_at(self.reset_at):
-            # A new window has begun: assume its full quota until its first answer says more.
-            self._rolled_past = self.reset_at
-            self.reset_at = None
-            self.remaining = self.limit
-            self._tick_probes.clear()
-            clock = self.server_clock
-            if not (clock.confirmed or clock.proven(self._margin_s)):
-                self._probe = _Probe()
+    def _roll(self, reset_at: float) -> None:
+        """A new window has begun: assume its full quota until its first answer says more."""
+        self._rolled_past = reset_at
+        self.reset_at = None
+        self.remaining = self.limit
+        self._tick_probes.clear()
+        clock = self.server_clock
+        if not (clock.confirmed or clock.proven(self._margin_s)):
+            self._probe = _Probe()
 
     def _learn(self, rate: RateLimitInfo, sent_at: float, now: float) -> None:
         self.server_clock.observe(rate, sent_at=sent_at, received_at=now)
@@ -228,8 +231,12 @@ class WindowGate:
             self.reset_at = rate.reset_at
             self.remaining = rate.remaining
             self._end_probe()
-        elif rate.reset_at == self.reset_at and self.remaining is not None:
-            self.remaining = min(self.remaining, rate.remaining)
+        elif (
+            rate.reset_at == self.reset_at
+            and self.remaining is not None
+            and rate.remaining < self.remaining
+        ):
+            self.remaining = rate.remaining
 
     def _end_probe(self) -> None:
         """An answer from the new window: the clock estimate the probe went with was right."""
