@@ -81,7 +81,9 @@ async def test_sigterm_stops_softly_and_the_next_run_resumes(tmp_path: Path) -> 
 async def test_a_second_ctrl_c_cancels_hanging_requests_at_once(tmp_path: Path) -> None:
     manifest = metadata_csv(tmp_path / "m.csv", 200)
     results = tmp_path / "r.jsonl"
-    async with serving(hang_s=600) as server:
+    # The latency keeps the run going until the hang is switched on: without it, a fast
+    # machine finished all 200 rows before the test looked (a flaky failure).
+    async with serving(hang_s=600, latency_s=0.02) as server:
         process = await anyio.open_process(
             run_args(server, manifest, results, "--grace", "120s"),
             env=cli_env(X_ACCESS_TOKEN=TOKEN),
