@@ -115,15 +115,21 @@ class Dispatcher:
 
     async def put(self, pending: Pending) -> bool:
         """Queue a new row (waits while its account's queue is full); False if it was dropped."""
-        queue = self._queues[pending.account]
-        while len(queue) >= self._buffer and self._accepts(pending.account):
+        while (queued := self.put_nowait(pending)) is None:
             # Only the reader waits here, on its own event, so it never takes a row meant
             # for a worker.
             self._space = space = anyio.Event()
             await space.wait()
+        return queued
+
+    def put_nowait(self, pending: Pending) -> bool | None:
+        """:meth:`put` without waiting: None (and nothing done) while the queue is full."""
         if not self._accepts(pending.account):
             self.dropped += 1
             return False
+        queue = self._queues[pending.account]
+        if len(queue) >= self._buffer:
+            return None
         queue.append(pending)
         self._hand_out()
         return True
@@ -172,6 +178,12 @@ class Dispatcher:
         self.dropped += len(queue)
         queue.clear()
         self._wake_all()
+
+    def take_nowait(self) -> Pending | None:
+        """The next row whose account admits a request now, or None: ask :meth:`take`."""
+        if self._stopped:
+            return None
+        return self._take_admitted()[0]
 
     async def take(self) -> Pending | None:
         """The next row whose account admits a request now, or None when the work is over."""

@@ -319,7 +319,8 @@ class Job:
                     for outcome in batch:
                         if self._dispatcher.stopped:
                             break
-                        await self._route(outcome, records)
+                        if not self._queued_nowait(outcome):
+                            await self._route(outcome, records)
         finally:
             self._dispatcher.close()
 
@@ -337,19 +338,30 @@ class Job:
         """Read and triage the next rows in a worker thread (file I/O would block the loop)."""
         return [triage(record) for record in islice(rows, size)]
 
+    def _queued_nowait(self, outcome: Triaged) -> bool:
+        """Most rows: a request, for an account whose queue has room; no await needed."""
+        if not isinstance(outcome, WorkItem):
+            return False
+        pending = Pending(item=outcome, account=self._account_name(outcome))
+        return self._dispatcher.put_nowait(pending) is not None
+
+    def _account_name(self, item: WorkItem) -> str:
+        account = self._accounts.get(item.account)
+        assert account is not None  # triage turned unknown accounts into invalid rows
+        return account.name
+
     async def _route(self, outcome: Triaged, records: RecordSink) -> None:
         if isinstance(outcome, WorkItem):
-            account = self._accounts.get(outcome.account)
-            assert account is not None  # triage turned unknown accounts into invalid rows
-            await self._dispatcher.put(Pending(item=outcome, account=account.name))
+            await self._dispatcher.put(Pending(item=outcome, account=self._account_name(outcome)))
         elif isinstance(outcome, InvalidRow):
             await records.send(invalid_record(outcome))
         else:
             self._counters.skipped[outcome.settled] += 1
 
     async def _work(self, client: InitializeClient, records: RecordSink) -> None:
+        take_nowait, take = self._dispatcher.take_nowait, self._dispatcher.take
         async with records:
-            while (pending := await self._dispatcher.take()) is not None:
+            while (pending := take_nowait() or await take()) is not None:
                 record = await self._attempt_row(client, pending)
                 if record is not None:
                     await _send_record(records, record)
@@ -409,12 +421,7 @@ class Job:
             answer = await client.initialize(pending.item.request, authorization=authorization)
         except ApiError as exc:  # only the call raises these: ``authorization`` is set
             self._dispatcher.release(account.name, None)
-            return _Attempt(
-                sent_at=sent_at,
-                http_status=None,
-                result=transport_error_info(exc),
-                authorization=authorization,
-            )
+            return _Attempt(sent_at, None, transport_error_info(exc), authorization)
         except BaseException:
             self._dispatcher.release(account.name, None)
             raise
@@ -426,11 +433,7 @@ class Job:
         self._dispatcher.release(account.name, answer.rate, rate_limited=rate_limited)
         self._counters.rate_limited += rate_limited
         return _Attempt(
-            sent_at=sent_at,
-            http_status=answer.http_status,
-            result=answer.result,
-            authorization=authorization,
-            retry_after_s=answer.rate.retry_after_s,
+            sent_at, answer.http_status, answer.result, authorization, answer.rate.retry_after_s
         )
 
     def _settle(self, account: Account, pending: Pending, attempt: _Attempt) -> Record | None:

@@ -79,6 +79,26 @@ async def test_the_reader_waits_while_an_accounts_queue_is_full() -> None:
     assert dispatcher.queued("a") == 2
 
 
+async def test_the_nowait_forms_do_what_they_can_at_once_and_say_when_they_cannot() -> None:
+    gates = {"a": ScriptedGate(), "shut": ScriptedGate(open_=False)}
+    dispatcher = Dispatcher(gates, buffer_per_account=1)
+    assert dispatcher.take_nowait() is None  # nothing queued
+    assert dispatcher.put_nowait(pending("a", 1)) is True
+    assert dispatcher.put_nowait(pending("a", 2)) is None  # full: nothing done
+    assert dispatcher.queued("a") == 1
+    assert dispatcher.put_nowait(pending("shut", 1)) is True
+    taken = dispatcher.take_nowait()
+    assert taken is not None
+    assert (taken.account, taken.item.row) == ("a", 1)
+    assert dispatcher.take_nowait() is None  # only a closed gate's row is left
+    dispatcher.stop_account("a")
+    assert dispatcher.put_nowait(pending("a", 3)) is False  # dropped
+    assert dispatcher.dropped == 1
+    gates["shut"].open = True
+    dispatcher.stop()
+    assert dispatcher.take_nowait() is None
+
+
 async def test_workers_end_when_the_reader_is_done_and_every_row_is_finished() -> None:
     dispatcher = Dispatcher({"a": ScriptedGate()}, buffer_per_account=10)
     await dispatcher.put(pending("a", 1))
