@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from types import MappingProxyType, TracebackType
 from typing import Any, BinaryIO, Final, Generic, TypeVar
@@ -527,7 +527,7 @@ def _is_blank_row(cells: list[str]) -> bool:
 class _CsvHeader:
     """Where each known column sits, and the other columns that go to ``meta``."""
 
-    __slots__ = ("_key_position", "_meta", "_path_position", "_positions", "_width")
+    __slots__ = ("_key_position", "_meta", "_path_position", "_pick", "_width")
 
     def __init__(self, cells: list[str]) -> None:
         known: dict[str, int] = {}
@@ -540,7 +540,7 @@ class _CsvHeader:
                 meta.append((position, cell))
         self._width = len(cells)
         # A missing column points one past the row's cells, where a None is appended.
-        self._positions = tuple(known.get(name, self._width) for name in _FIELDS)
+        self._pick = itemgetter(*(known.get(name, self._width) for name in _FIELDS))
         self._key_position = known.get("key", self._width)
         self._path_position = known.get("path", self._width)
         self._meta = tuple(meta)
@@ -560,22 +560,13 @@ class _CsvHeader:
             del cells[self._width :]
         values: list[str | None] = [cell or None for cell in cells]
         values.extend([None] * (self._width + 1 - len(values)))
-        path, key, media_type, category, size, owners, shared, account = [
-            values[position] for position in self._positions
-        ]
-        meta = {name: values[position] for position, name in self._meta}
+        # Built for every row: the known columns picked in C, the fields given by position.
+        path, key, media_type, category, size, owners, shared, account = self._pick(values)
+        meta = EMPTY_META
+        if self._meta:
+            meta = MappingProxyType({name: values[position] for position, name in self._meta})
         return ManifestRecord(
-            row=row,
-            path=path,
-            key=key,
-            media_type=media_type,
-            media_category=category,
-            total_bytes=size,
-            additional_owners=owners,
-            shared=shared,
-            account=account,
-            meta=MappingProxyType(meta) if meta else EMPTY_META,
-            problem=problem,
+            row, path, key, media_type, category, size, owners, shared, account, meta, problem
         )
 
 

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final, NoReturn
 
 from batcher.contract import MEDIA_CATEGORIES, MEDIA_TYPES, TOTAL_BYTES_MAX, USER_ID_PATTERN
@@ -156,7 +155,10 @@ def _reject(slug: str, detail: str) -> NoReturn:
 
 
 def inspect_record(
-    record: ManifestRecord, *, base_dir: Path, default_category: str | None = None
+    record: ManifestRecord,
+    *,
+    base_dir: str | os.PathLike[str],
+    default_category: str | None = None,
 ) -> WorkItem | InvalidRow:
     """Check one record and build its request, reading at most its file's first bytes.
 
@@ -175,12 +177,7 @@ def inspect_record(
     except _Invalid as invalid:
         return _invalid_row(record, invalid)
     return WorkItem(
-        row=record.row,
-        key=record_key(record) or "",
-        path=record.path,
-        account=record.account,
-        request=request,
-        meta=record.meta,
+        record.row, record_key(record) or "", record.path, record.account, request, record.meta
     )
 
 
@@ -223,13 +220,7 @@ def _build_request(
         media_type, total_bytes = _type_and_size_declared(record, declared_type, declared_size)
     category = _category(media_type, declared_category, default_category)
     _check_size(total_bytes, category, media_type)
-    return InitializeRequest(
-        media_type=media_type,
-        media_category=category,
-        total_bytes=total_bytes,
-        additional_owners=owners,
-        shared=shared,
-    )
+    return InitializeRequest(media_type, category, total_bytes, owners, shared)
 
 
 def _type_and_size_declared(
@@ -441,16 +432,17 @@ def _declared_total_bytes(value: object) -> int | None:
 
 
 def _whole_number(value: object) -> int | None:
+    if isinstance(value, str):  # first: every CSV cell is one
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(text) if len(text) <= _MAX_SIZE_DIGITS else TOTAL_BYTES_MAX + 1
+        return None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.isdigit():
-            return int(text) if len(text) <= _MAX_SIZE_DIGITS else TOTAL_BYTES_MAX + 1
     return None
 
 

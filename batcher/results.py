@@ -103,7 +103,9 @@ def ok_record(
     record["http_status"] = http_status
     if answer.warnings:
         record["warnings"] = [dict(warning) for warning in answer.warnings]
-    return _with_meta(record, item.meta)
+    if item.meta:
+        record["meta"] = dict(item.meta)
+    return record
 
 
 def failed_record(
@@ -231,14 +233,20 @@ class ResultsWriter:
 
     async def _write_batch(self, batch: list[Record]) -> None:
         run_id, dumps, option = self.run_id, orjson.dumps, orjson.OPT_APPEND_NEWLINE
-        lines = []
+        lines: list[bytes] = []
+        others: list[str] = []
+        ok = 0
         for record in batch:
             record["run"] = run_id
             lines.append(dumps(record, option=option))
+            if (status := record["status"]) == _OK:
+                ok += 1
+            else:
+                others.append(status)
         self._write(b"".join(lines))
-        tally = self.tally
-        for record in batch:
-            tally.count(record["status"])
+        self.tally.ok += ok  # counted once written, not before
+        for status in others:
+            self.tally.count(status)
         self._rows_since_fsync += len(batch)
         if self._fsync.due(self._rows_since_fsync, time.monotonic() - self._last_fsync):
             await anyio.to_thread.run_sync(self._sync)

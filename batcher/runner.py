@@ -152,18 +152,6 @@ RecordSink = MemoryObjectSendStream[Record]
 """Where workers and the reader put finished lines, for the one writer task."""
 
 
-async def _send_record(records: RecordSink, record: Record) -> None:
-    """Hand a line to the writer, waiting only when its buffer is full.
-
-    ``send`` would first yield to the loop (anyio's checkpoint), a whole extra trip through the
-    loop for every row: the worker's own request already was its chance to be cancelled.
-    """
-    try:
-        records.send_nowait(record)
-    except anyio.WouldBlock:
-        await records.send(record)
-
-
 class Job:
     """One run of a manifest into a results file; :meth:`run` does the work."""
 
@@ -364,7 +352,12 @@ class Job:
             while (pending := take_nowait() or await take()) is not None:
                 record = await self._attempt_row(client, pending)
                 if record is not None:
-                    await _send_record(records, record)
+                    # Waits only while the writer's buffer is full: ``send`` alone would first
+                    # yield to the loop (anyio's checkpoint), a whole extra trip per row.
+                    try:
+                        records.send_nowait(record)
+                    except anyio.WouldBlock:
+                        await records.send(record)
                     self._dispatcher.done()
                     self._check_failure_rate()
 

@@ -10,6 +10,7 @@ order; it is the only owner of the key index, so it needs no lock.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ class Triage:
         accounts: frozenset[str | None] | None,
         keys: KeyIndex,
     ) -> None:
-        self._base_dir = base_dir
+        self._base_dir = os.fspath(base_dir)  # a str: inspection joins it once per row
         self._default_category = default_category
         self._journal = journal
         self._accounts = accounts
