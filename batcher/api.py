@@ -112,16 +112,21 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
     """Read the ``x-rate-limit-*``, ``x-app-limit-24hour-*``, ``Retry-After`` and ``Date``
     headers, tolerating garbage."""
     get = headers.get
-    date = get(_DATE)
+    date, limit, remaining, reset = get(_DATE), get(_LIMIT), get(_REMAINING), get(_RESET)
+    retry_after, app_limit = get(_RETRY_AFTER), get(_APP_LIMIT)
+    app_remaining, app_reset = get(_APP_REMAINING), get(_APP_RESET)
+    # Every answer passes here: plain digits (what X sends) are converted without a call.
     return RateLimitInfo(
-        _int_or_none(get(_LIMIT)),
-        _int_or_none(get(_REMAINING)),
-        _float_or_none(get(_RESET)),
-        _float_or_none(get(_RETRY_AFTER)),
+        int(limit) if limit is not None and limit.isdecimal() else _int_or_none(limit),
+        int(remaining)
+        if remaining is not None and remaining.isdecimal()
+        else _int_or_none(remaining),
+        float(reset) if reset is not None and reset.isdecimal() else _float_or_none(reset),
+        None if retry_after is None else _float_or_none(retry_after),
         None if date is None else _http_date_s(date),
-        _int_or_none(get(_APP_LIMIT)),
-        _int_or_none(get(_APP_REMAINING)),
-        _float_or_none(get(_APP_RESET)),
+        None if app_limit is None else _int_or_none(app_limit),
+        None if app_remaining is None else _int_or_none(app_remaining),
+        None if app_reset is None else _float_or_none(app_reset),
     )
 
 
@@ -164,16 +169,17 @@ def classify(http_status: int, body: bytes) -> Initialized | ErrorInfo:
 
 
 def _success_or_error(http_status: int, document: object, body: bytes) -> Initialized | ErrorInfo:
-    data = document.get("data") if isinstance(document, dict) else None
+    fields: dict[str, object] = document if isinstance(document, dict) else {}
+    data = fields.get("data")
     media_id = data.get("id") if isinstance(data, dict) else None
     if isinstance(data, dict) and isinstance(media_id, str) and media_id:
         media_key = data.get("media_key")
         expires = data.get("expires_after_secs")
-        return Initialized(
-            media_id=media_id,
-            media_key=media_key if isinstance(media_key, str) else None,
-            expires_after_secs=expires if type(expires) is int else None,
-            warnings=_problem_list(document),
+        return Initialized(  # by position: one per row
+            media_id,
+            media_key if isinstance(media_key, str) else None,
+            expires if type(expires) is int else None,
+            _problem_list(fields) if "errors" in fields else (),
         )
     problems = _problem_list(document)
     if problems:

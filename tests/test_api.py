@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from batcher.api import classify, parse_rate_limit, problem_slug
 from batcher.models import ErrorInfo, Initialized
@@ -170,6 +172,51 @@ def test_rate_limit_headers(
 ) -> None:
     rate = parse_rate_limit(headers)
     assert (rate.limit, rate.remaining, rate.reset_at, rate.retry_after_s) == expected
+
+
+def _as_int(text: str) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _as_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+HEADER_VALUES = st.one_of(
+    st.integers(min_value=-(10**12), max_value=10**12).map(str),
+    st.text(alphabet="0123456789²٣ +-.eE_x", max_size=12),
+    st.text(max_size=8),
+)
+
+
+@given(limit=HEADER_VALUES, remaining=HEADER_VALUES, reset=HEADER_VALUES, app=HEADER_VALUES)
+@example(limit="²", remaining="٣", reset="-5", app=" 7 ")
+@example(limit="12", remaining="0", reset="1700000900", app="")
+def test_rate_limit_numbers_are_what_python_reads_or_none(
+    limit: str, remaining: str, reset: str, app: str
+) -> None:
+    # The digits-only shortcut must agree with int()/float() on everything else: signs,
+    # blanks, superscripts, other scripts' digits, garbage.
+    rate = parse_rate_limit(
+        {
+            "x-rate-limit-limit": limit,
+            "x-rate-limit-remaining": remaining,
+            "x-rate-limit-reset": reset,
+            "x-app-limit-24hour-remaining": app,
+        }
+    )
+    assert (rate.limit, rate.remaining, rate.reset_at) == (
+        _as_int(limit),
+        _as_int(remaining),
+        _as_float(reset),
+    )
+    assert (rate.app_limit, rate.app_remaining) == (None, _as_int(app))
 
 
 def test_date_header_gives_server_time() -> None:
