@@ -2,6 +2,7 @@
 
     python benchmarks/ratelimit.py                       # every variant, 1 and 4 accounts
     python benchmarks/ratelimit.py --variants plain --accounts 4 --phases 0.1
+    python benchmarks/ratelimit.py --variants 5xx --accounts 4 --seeds 8   # 8 draws a cell
 
 Each run starts a fresh simulator in a thread of this process (2-s windows of 50 calls,
 20 ms ± 10 ms latency) and the client in a process of its own, as a real server would be apart
@@ -30,6 +31,7 @@ import asyncio
 import math
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -242,8 +244,13 @@ def run_child(
     return float(report["started"]), float(report["wall_s"]), int(report["ok"])
 
 
-def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: Path) -> Outcome:
-    """A fresh simulator, one client (in a process of its own), one start phase."""
+def one_run(
+    client: str, variant: str, accounts: int, phase_s: float, workdir: Path, seed: int = 0
+) -> Outcome:
+    """A fresh simulator, one client (in a process of its own), one start phase.
+
+    ``seed`` picks another draw of the simulator's latencies and faults (0: the default).
+    """
     offset_s, fail_rate = VARIANTS[variant]
     tokens = [f"tok-{i}" for i in range(accounts)]
     config = SimulatorConfig(
@@ -254,7 +261,7 @@ def one_run(client: str, variant: str, accounts: int, phase_s: float, workdir: P
         latency_jitter_s=JITTER_S,
         clock_offset_s=offset_s,
         faults=FaultRates(fail_5xx_rate=fail_rate),
-        seed=int(phase_s * 1000),
+        seed=int(phase_s * 1000) + 7919 * seed,
     )
     with ThreadedSimulator(config) as simulator:
         watch = simulator.call(watch_faults)
@@ -282,27 +289,55 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--accounts", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--phases", nargs="+", type=float, default=[0.1, 0.8, 1.5])
     parser.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs per cell, each with another draw of latencies and faults; with more than "
+        "one, a summary of median efficiency and most 429s follows",
+    )
     args = parser.parse_args(args_in)
     print(
         f"windows {WINDOW_S} s × {LIMIT} calls, {ROWS} rows, {CONCURRENCY} in flight, "
         f"latency {LATENCY_S * 1000:.0f}–{(LATENCY_S + JITTER_S) * 1000:.0f} ms"
     )
     print(
-        f"{'variant':8} {'acc':>3} {'phase':>5} {'client':12} {'wall s':>7} {'min s':>7} "
-        f"{'eff':>5} {'429s':>5} {'ok':>4}"
+        f"{'variant':8} {'acc':>3} {'phase':>5} {'seed':>4} {'client':12} {'wall s':>7} "
+        f"{'min s':>7} {'eff':>5} {'429s':>5} {'ok':>4}"
     )
+    cells: dict[tuple[str, int, float, str], list[Outcome]] = {}
     with tempfile.TemporaryDirectory(prefix="batcher-bench-") as tmp:
         for variant in args.variants:
             for accounts in args.accounts:
                 for phase in args.phases:
-                    for client in args.clients:
-                        o = one_run(client, variant, accounts, phase, Path(tmp))
-                        print(
-                            f"{variant:8} {accounts:>3} {phase:>5.2f} {client:12} "
-                            f"{o.wall_s:>7.3f} {o.minimum_s:>7.3f} {o.efficiency:>5.3f} "
-                            f"{o.rate_limited:>5} {o.ok:>4}",
-                            flush=True,
-                        )
+                    for seed in range(args.seeds):
+                        for client in args.clients:
+                            o = one_run(client, variant, accounts, phase, Path(tmp), seed)
+                            cells.setdefault((variant, accounts, phase, client), []).append(o)
+                            print(
+                                f"{variant:8} {accounts:>3} {phase:>5.2f} {seed:>4} {client:12} "
+                                f"{o.wall_s:>7.3f} {o.minimum_s:>7.3f} {o.efficiency:>5.3f} "
+                                f"{o.rate_limited:>5} {o.ok:>4}",
+                                flush=True,
+                            )
+    if args.seeds > 1:
+        print(summary(cells))
+
+
+def summary(cells: dict[tuple[str, int, float, str], list[Outcome]]) -> str:
+    """Per cell and client over its seeds: median and lowest efficiency, most 429s in a run."""
+    lines = [
+        f"{'variant':8} {'acc':>3} {'phase':>5} {'client':12} {'runs':>4} {'median eff':>10} "
+        f"{'lowest':>6} {'most 429s':>9}"
+    ]
+    for (variant, accounts, phase, client), outcomes in cells.items():
+        efficiencies = [o.efficiency for o in outcomes]
+        lines.append(
+            f"{variant:8} {accounts:>3} {phase:>5.2f} {client:12} {len(outcomes):>4} "
+            f"{statistics.median(efficiencies):>10.3f} {min(efficiencies):>6.3f} "
+            f"{max(o.rate_limited for o in outcomes):>9}"
+        )
+    return "\n".join(lines)
 
 
 # The baselines ─────────────────────────────────────────────────────────────────────────────
