@@ -33,8 +33,11 @@ def worktree(revision: str, where: Path) -> Iterator[Path]:
     """``revision`` checked out at ``where`` for the duration (a detached git worktree)."""
     shutil.rmtree(where, ignore_errors=True)
     git = ["git", "-C", str(REPO), "worktree"]
-    subprocess.run([*git, "add", "--detach", "--force", str(where), revision], check=True,
-                   capture_output=True)  # fmt: skip
+    added = subprocess.run(
+        [*git, "add", "--detach", "--force", str(where), revision], capture_output=True, check=False
+    )
+    if added.returncode != 0:
+        raise SystemExit(f"cannot check out {revision!r}: {added.stderr.decode().strip()}")
     try:
         yield where
     finally:
