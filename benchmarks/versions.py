@@ -68,6 +68,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--child-timeout-s", type=float, default=300.0)
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/batcher-versions"))
     args = parser.parse_args(argv)
+    if args.a == args.b:
+        parser.error("give two different revisions (the same one twice measures only noise)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     return args
 
