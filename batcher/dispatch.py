@@ -37,7 +37,12 @@ class Admission(Protocol):
     def admit(self, now: float | None = None) -> float | None: ...
 
     def release(
-        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
+        self,
+        rate: RateLimitInfo | None,
+        *,
+        rate_limited: bool = False,
+        now: float | None = None,
+        sent_at: float | None = None,
     ) -> None: ...
 
 
@@ -151,10 +156,19 @@ class Dispatcher:
             self._wake_all()  # the last row is done: let every worker see the end
 
     def release(
-        self, account: str, rate: RateLimitInfo | None, *, rate_limited: bool = False
+        self,
+        account: str,
+        rate: RateLimitInfo | None,
+        *,
+        rate_limited: bool = False,
+        sent_at: float | None = None,
     ) -> None:
-        """One request of ``account`` has finished: tell its gate; a waiting worker may send."""
-        self._gates[account].release(rate, rate_limited=rate_limited)
+        """One request of ``account`` has finished: tell its gate; a waiting worker may send.
+
+        ``sent_at``: when the request went (epoch seconds), for the gate's estimate of the
+        server's clock.
+        """
+        self._gates[account].release(rate, rate_limited=rate_limited, sent_at=sent_at)
         if self._waiters:
             self._hand_out()
 

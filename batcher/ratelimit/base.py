@@ -40,7 +40,12 @@ class Gate(Protocol):
         ...
 
     def release(
-        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
+        self,
+        rate: RateLimitInfo | None,
+        *,
+        rate_limited: bool = False,
+        now: float | None = None,
+        sent_at: float | None = None,
     ) -> None:
         """One request finished (``rate`` None: no answer came)."""
         ...
