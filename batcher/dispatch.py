@@ -37,12 +37,7 @@ class Admission(Protocol):
     def admit(self, now: float | None = None) -> float | None: ...
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None: ...
 
 
@@ -156,19 +151,10 @@ class Dispatcher:
             self._wake_all()  # the last row is done: let every worker see the end
 
     def release(
-        self,
-        account: str,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        sent_at: float | None = None,
+        self, account: str, rate: RateLimitInfo | None, *, rate_limited: bool = False
     ) -> None:
-        """One request of ``account`` has finished: tell its gate; a waiting worker may send.
-
-        ``sent_at``: when the request went (epoch seconds), for the gate's estimate of the
-        server's clock.
-        """
-        self._gates[account].release(rate, rate_limited=rate_limited, sent_at=sent_at)
+        """One request of ``account`` has finished: tell its gate; a waiting worker may send."""
+        self._gates[account].release(rate, rate_limited=rate_limited)
         if self._waiters:
             self._hand_out()
 

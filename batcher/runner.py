@@ -423,9 +423,7 @@ class Job:
         pending.attempts += answer.sent - 1
         self._counters.requests += answer.sent - 1
         rate_limited = answer.http_status == 429
-        self._dispatcher.release(
-            account.name, answer.rate, rate_limited=rate_limited, sent_at=sent_at
-        )
+        self._dispatcher.release(account.name, answer.rate, rate_limited=rate_limited)
         self._counters.rate_limited += rate_limited
         return _Attempt(
             sent_at, answer.http_status, answer.result, authorization, answer.rate.retry_after_s

@@ -24,7 +24,6 @@ class ScriptedGate:
         self.delay_s = delay_s
         self.in_flight = 0
         self.released = 0
-        self.sent_at: list[float | None] = []
 
     def admit(self, now: float | None = None) -> float | None:
         if not self.open:
@@ -33,16 +32,10 @@ class ScriptedGate:
         return None
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
         self.in_flight -= 1
         self.released += 1
-        self.sent_at.append(sent_at)
 
 
 def pending(account: str, row: int) -> Pending:
@@ -104,14 +97,6 @@ async def test_the_nowait_forms_do_what_they_can_at_once_and_say_when_they_canno
     gates["shut"].open = True
     dispatcher.stop()
     assert dispatcher.take_nowait() is None
-
-
-async def test_release_tells_the_gate_when_the_request_went() -> None:
-    gate = ScriptedGate()
-    dispatcher = Dispatcher({"a": gate}, buffer_per_account=1)
-    dispatcher.release("a", None, sent_at=123.5)
-    dispatcher.release("a", None)
-    assert gate.sent_at == [123.5, None]
 
 
 async def test_workers_end_when_the_reader_is_done_and_every_row_is_finished() -> None:
@@ -208,12 +193,7 @@ class OpensAt:
         return None if now >= self.at else self.at - now
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
         pass
 

@@ -142,28 +142,6 @@ def unsettled_gate(clock: FakeClock) -> WindowGate:
     return gate
 
 
-@pytest.mark.parametrize(
-    ("tell_send_time", "hi"),
-    [pytest.param(True, 0.13, id="send-time-given"), pytest.param(False, 0.73, id="oldest-bound")],
-)
-def test_the_send_time_of_the_answered_request_narrows_the_upper_bound(
-    tell_send_time: bool, hi: float
-) -> None:
-    # A request sent 0.6 s after another one still in flight is answered with the Date of
-    # the second it went in. hi = Date + 1 - sent: 1,000,001 - 1,000,000.87 = 0.13 with its
-    # own send time; with the older request's (1,000,000.27) instead, 0.73: barely narrower.
-    clock = FakeClock(NOW)
-    gate = unsettled_gate(clock)  # offset within [-0.27, 0.75]
-    assert gate.admit() is None  # the older request, unanswered all along
-    clock.now += 0.6
-    assert gate.admit() is None
-    sent_at = clock.now
-    clock.now += 0.02
-    date = math.floor(sent_at)
-    gate.release(answer(date=date, remaining=8), sent_at=sent_at if tell_send_time else None)
-    assert gate.server_clock.hi == pytest.approx(hi)
-
-
 def test_the_last_slots_of_a_window_wait_for_their_tick_probes() -> None:
     clock = FakeClock(NOW)
     gate = unsettled_gate(clock)

@@ -63,12 +63,7 @@ class ScriptedDelays:
         return self.answers.popleft() if self.answers else None
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
         pass
 

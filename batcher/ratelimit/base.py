@@ -40,12 +40,7 @@ class Gate(Protocol):
         ...
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
         """One request finished (``rate`` None: no answer came)."""
         ...

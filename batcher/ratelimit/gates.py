@@ -104,18 +104,13 @@ class AccountGate:
         return None
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
         """One request finished: update the window and the app cap from its answer."""
         now = self._clock() if now is None else now
         if not rate_limited and (rate is None or rate.app_limit is None):
             # Most answers: a success without app-cap headers.
-            self.window.release(rate, now=now, sent_at=sent_at)
+            self.window.release(rate, now=now)
             if self.app is not None:
                 self.app.release(None, rate_limited=False, now=now)
             return
@@ -123,7 +118,7 @@ class AccountGate:
         app_refused = rate_limited and _app_is_spent(rate, app_info, self.app)
         self.rate_limited_count += rate_limited
         user_refused = rate_limited and not (app_refused and _user_has_quota(rate))
-        self.window.release(rate, rate_limited=user_refused, now=now, sent_at=sent_at)
+        self.window.release(rate, rate_limited=user_refused, now=now)
         if self.app is not None:
             self.app.release(app_info, rate_limited=app_refused, now=now)
 

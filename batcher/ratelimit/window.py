@@ -165,23 +165,13 @@ class WindowGate:
             self._probe.sent_with = self.server_clock.offset_s
 
     def release(
-        self,
-        rate: RateLimitInfo | None,
-        *,
-        rate_limited: bool = False,
-        now: float | None = None,
-        sent_at: float | None = None,
+        self, rate: RateLimitInfo | None, *, rate_limited: bool = False, now: float | None = None
     ) -> None:
-        """Count one request as finished and learn from its answer's headers.
-
-        ``sent_at``: when this request went, if the caller knows (no earlier than its admission).
-        Otherwise the oldest request in flight bounds it, which is loose while requests are
-        always in flight: the clock's upper bound then barely narrows.
-        """
+        """Count one request as finished and learn from its answer's headers."""
         now = self._clock() if now is None else now
+        # Which request answered is unknown; the oldest in flight bounds when it was sent.
         sent = self._sent
-        if sent_at is None:
-            sent_at = sent[0] if sent else now
+        sent_at = sent[0] if sent else now
         if sent:
             sent.pop()
         if self.in_flight > 0:
