@@ -15,7 +15,6 @@ from collections.abc import Iterable
 from typing import Final
 
 BITS_PER_KEY: Final = 16
-HASHES: Final = 3  # with 16 bits per key: about 0.5 % false alarms; BloomFilter.add unrolls them
 MIN_BITS: Final = 1 << 16
 
 
@@ -34,7 +33,8 @@ class BloomFilter:
 
     def add(self, key: str) -> bool:
         """Add ``key``; True if it may have been added before (all its bits were set)."""
-        # Once per key of the manifest: the three probes unrolled (a loop cost twice as much).
+        # Three probes (with 16 bits per key: about 0.5 % false alarms), unrolled: this runs
+        # once per key of the manifest, and a loop over them cost twice as much.
         first = hash(key)
         step = (first >> 32) | 1
         bits, size = self._bits, self._size

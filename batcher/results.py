@@ -103,9 +103,7 @@ def ok_record(
     record["http_status"] = http_status
     if answer.warnings:
         record["warnings"] = [dict(warning) for warning in answer.warnings]
-    if item.meta:
-        record["meta"] = dict(item.meta)
-    return record
+    return _with_meta(record, item.meta)
 
 
 def failed_record(

@@ -50,7 +50,7 @@ from batcher.results import (
     invalid_record,
     ok_record,
 )
-from batcher.triage import Triage, Triaged
+from batcher.triage import Skip, Triage, Triaged
 
 log = logging.getLogger(__name__)
 
@@ -307,8 +307,13 @@ class Job:
                     for outcome in batch:
                         if self._dispatcher.stopped:
                             break
-                        if not self._queued_nowait(outcome):
-                            await self._route(outcome, records)
+                        if isinstance(outcome, WorkItem):
+                            # Most rows find room at once: no coroutine of put for them.
+                            pending = self._pending(outcome)
+                            if self._dispatcher.put_nowait(pending) is None:
+                                await self._dispatcher.put(pending)
+                        else:
+                            await self._record_unsent(outcome, records)
         finally:
             self._dispatcher.close()
 
@@ -326,22 +331,14 @@ class Job:
         """Read and triage the next rows in a worker thread (file I/O would block the loop)."""
         return [triage(record) for record in islice(rows, size)]
 
-    def _queued_nowait(self, outcome: Triaged) -> bool:
-        """Most rows: a request, for an account whose queue has room; no await needed."""
-        if not isinstance(outcome, WorkItem):
-            return False
-        pending = Pending(item=outcome, account=self._account_name(outcome))
-        return self._dispatcher.put_nowait(pending) is not None
-
-    def _account_name(self, item: WorkItem) -> str:
+    def _pending(self, item: WorkItem) -> Pending:
         account = self._accounts.get(item.account)
         assert account is not None  # triage turned unknown accounts into invalid rows
-        return account.name
+        return Pending(item=item, account=account.name)
 
-    async def _route(self, outcome: Triaged, records: RecordSink) -> None:
-        if isinstance(outcome, WorkItem):
-            await self._dispatcher.put(Pending(item=outcome, account=self._account_name(outcome)))
-        elif isinstance(outcome, InvalidRow):
+    async def _record_unsent(self, outcome: InvalidRow | Skip, records: RecordSink) -> None:
+        """A row that gets no request: its invalid line, or a count of rows skipped."""
+        if isinstance(outcome, InvalidRow):
             await records.send(invalid_record(outcome))
         else:
             self._counters.skipped[outcome.settled] += 1
