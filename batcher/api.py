@@ -1,6 +1,6 @@
 """The initialize call: keep-alive connections, orjson bodies, answers given a shape.
 
-Requests go through :mod:`batcher.transport` (asyncio transports + aiohttp's C response parser),
+Requests go through :mod:`batcher.transport` (asyncio transports + llhttp via httptools),
 not ``aiohttp.ClientSession``: the session's per-request machinery cost several times the rest
 of the pipeline. Everything the transport can raise is translated into :mod:`batcher.errors` in
 exactly one place (:func:`transport_error`); everything the server can answer is
@@ -24,7 +24,6 @@ from aiohttp.http_exceptions import (
     HttpProcessingError,
     TransferEncodingError,
 )
-from multidict import istr
 
 from batcher.contract import DEFAULT_BASE_URL, INITIALIZE_PATH
 from batcher.errors import ApiError, BadResponse, ConfigError, RequestTimeout, TransportError
@@ -97,31 +96,34 @@ class Answer(NamedTuple):
     sent: int = 1
 
 
-# istr: multidict's case-insensitive lookups skip folding a name that is one already.
-_LIMIT: Final = istr("x-rate-limit-limit")
-_REMAINING: Final = istr("x-rate-limit-remaining")
-_RESET: Final = istr("x-rate-limit-reset")
-_RETRY_AFTER: Final = istr("retry-after")
-_DATE: Final = istr("date")
-_APP_LIMIT: Final = istr("x-app-limit-24hour-limit")
-_APP_REMAINING: Final = istr("x-app-limit-24hour-remaining")
-_APP_RESET: Final = istr("x-app-limit-24hour-reset")
+_LIMIT: Final = b"x-rate-limit-limit"
+_REMAINING: Final = b"x-rate-limit-remaining"
+_RESET: Final = b"x-rate-limit-reset"
+_RETRY_AFTER: Final = b"retry-after"
+_DATE: Final = b"date"
+_APP_LIMIT: Final = b"x-app-limit-24hour-limit"
+_APP_REMAINING: Final = b"x-app-limit-24hour-remaining"
+_APP_RESET: Final = b"x-app-limit-24hour-reset"
 
 
-def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
+def parse_rate_limit(headers: Mapping[bytes, bytes]) -> RateLimitInfo:
     """Read the ``x-rate-limit-*``, ``x-app-limit-24hour-*``, ``Retry-After`` and ``Date``
-    headers, tolerating garbage."""
+    headers, tolerating garbage.
+
+    ``headers`` as :class:`~batcher.transport.RawAnswer` has them: lower-case names, values as
+    the bytes on the wire.
+    """
     get = headers.get
     date, limit, remaining, reset = get(_DATE), get(_LIMIT), get(_REMAINING), get(_RESET)
     retry_after, app_limit = get(_RETRY_AFTER), get(_APP_LIMIT)
     app_remaining, app_reset = get(_APP_REMAINING), get(_APP_RESET)
     # Every answer passes here: plain digits (what X sends) are converted without a call.
     return RateLimitInfo(
-        int(limit) if limit is not None and limit.isdecimal() else _int_or_none(limit),
+        int(limit) if limit is not None and limit.isdigit() else _int_or_none(limit),
         int(remaining)
-        if remaining is not None and remaining.isdecimal()
+        if remaining is not None and remaining.isdigit()
         else _int_or_none(remaining),
-        float(reset) if reset is not None and reset.isdecimal() else _float_or_none(reset),
+        float(reset) if reset is not None and reset.isdigit() else _float_or_none(reset),
         None if retry_after is None else _float_or_none(retry_after),
         None if date is None else _http_date_s(date),
         None if app_limit is None else _int_or_none(app_limit),
@@ -130,7 +132,7 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimitInfo:
     )
 
 
-def _int_or_none(value: str | None) -> int | None:
+def _int_or_none(value: bytes | None) -> int | None:
     if value is None:
         return None
     try:
@@ -139,7 +141,7 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _float_or_none(value: str | None) -> float | None:
+def _float_or_none(value: bytes | None) -> float | None:
     if value is None:
         return None
     try:
@@ -149,10 +151,10 @@ def _float_or_none(value: str | None) -> float | None:
 
 
 @lru_cache(maxsize=4)
-def _http_date_s(value: str) -> float | None:
+def _http_date_s(value: bytes) -> float | None:
     # One Date value per second across every answer: parse it once, not once per answer.
     try:
-        return parsedate_to_datetime(value).timestamp()
+        return parsedate_to_datetime(value.decode("latin-1")).timestamp()
     except (TypeError, ValueError, IndexError):
         return None
 

@@ -148,19 +148,19 @@ def test_non_json_detail_quotes_the_start_of_the_body() -> None:
     [
         pytest.param(
             {
-                "x-rate-limit-limit": "1875",
-                "x-rate-limit-remaining": "12",
-                "x-rate-limit-reset": "1700000900",
+                b"x-rate-limit-limit": b"1875",
+                b"x-rate-limit-remaining": b"12",
+                b"x-rate-limit-reset": b"1700000900",
             },
             (1875, 12, 1700000900.0, None),
             id="all-three",
         ),
-        pytest.param({"retry-after": "7"}, (None, None, None, 7.0), id="retry-after-only"),
+        pytest.param({b"retry-after": b"7"}, (None, None, None, 7.0), id="retry-after-only"),
         pytest.param(
             {
-                "x-rate-limit-limit": "lots",
-                "x-rate-limit-remaining": "",
-                "x-rate-limit-reset": "soon",
+                b"x-rate-limit-limit": b"lots",
+                b"x-rate-limit-remaining": b"",
+                b"x-rate-limit-reset": b"soon",
             },
             (None, None, None, None),
             id="garbage",
@@ -168,20 +168,20 @@ def test_non_json_detail_quotes_the_start_of_the_body() -> None:
     ],
 )
 def test_rate_limit_headers(
-    headers: dict[str, str], expected: tuple[int | None, int | None, float | None, float | None]
+    headers: dict[bytes, bytes], expected: tuple[int | None, int | None, float | None, float | None]
 ) -> None:
     rate = parse_rate_limit(headers)
     assert (rate.limit, rate.remaining, rate.reset_at, rate.retry_after_s) == expected
 
 
-def _as_int(text: str) -> int | None:
+def _as_int(text: bytes) -> int | None:
     try:
         return int(text)
     except ValueError:
         return None
 
 
-def _as_float(text: str) -> float | None:
+def _as_float(text: bytes) -> float | None:
     try:
         return float(text)
     except ValueError:
@@ -202,23 +202,24 @@ def test_rate_limit_numbers_are_what_python_reads_or_none(
     limit: str, remaining: str, reset: str, app: str
 ) -> None:
     # The digits-only shortcut must agree with int()/float() on everything else: signs,
-    # blanks, superscripts, other scripts' digits, garbage.
+    # blanks, superscripts, other scripts' digits (as their UTF-8 bytes), garbage.
+    wire = [value.encode() for value in (limit, remaining, reset, app)]
     rate = parse_rate_limit(
         {
-            "x-rate-limit-limit": limit,
-            "x-rate-limit-remaining": remaining,
-            "x-rate-limit-reset": reset,
-            "x-app-limit-24hour-remaining": app,
+            b"x-rate-limit-limit": wire[0],
+            b"x-rate-limit-remaining": wire[1],
+            b"x-rate-limit-reset": wire[2],
+            b"x-app-limit-24hour-remaining": wire[3],
         }
     )
     assert (rate.limit, rate.remaining, rate.reset_at) == (
-        _as_int(limit),
-        _as_int(remaining),
-        _as_float(reset),
+        _as_int(wire[0]),
+        _as_int(wire[1]),
+        _as_float(wire[2]),
     )
-    assert (rate.app_limit, rate.app_remaining) == (None, _as_int(app))
+    assert (rate.app_limit, rate.app_remaining) == (None, _as_int(wire[3]))
 
 
 def test_date_header_gives_server_time() -> None:
-    rate = parse_rate_limit({"date": "Tue, 01 Dec 2026 18:00:00 GMT"})
+    rate = parse_rate_limit({b"date": b"Tue, 01 Dec 2026 18:00:00 GMT"})
     assert rate.server_time == 1796148000.0

@@ -219,22 +219,22 @@ def test_app_429_pauses_every_account_but_not_the_users_window() -> None:
     [
         pytest.param(
             {
-                "x-app-limit-24hour-limit": "180000",
-                "x-app-limit-24hour-remaining": "17",
-                "x-app-limit-24hour-reset": "1700000000",
+                b"x-app-limit-24hour-limit": b"180000",
+                b"x-app-limit-24hour-remaining": b"17",
+                b"x-app-limit-24hour-reset": b"1700000000",
             },
             AppLimitInfo(limit=180000, remaining=17, reset_at=1700000000.0),
             id="all",
         ),
         pytest.param({}, None, id="none"),
         pytest.param(
-            {"x-app-limit-24hour-limit": "lots", "x-app-limit-24hour-reset": "soon"},
+            {b"x-app-limit-24hour-limit": b"lots", b"x-app-limit-24hour-reset": b"soon"},
             None,
             id="garbage",
         ),
     ],
 )
-def test_app_limit_headers(raw: dict[str, str], expected: AppLimitInfo | None) -> None:
+def test_app_limit_headers(raw: dict[bytes, bytes], expected: AppLimitInfo | None) -> None:
     assert app_limit_of(parse_rate_limit(raw)) == expected
 
 

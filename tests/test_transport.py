@@ -13,6 +13,7 @@ import itertools
 import socket
 import ssl
 import struct
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -55,6 +56,12 @@ def chunked(body: bytes = OK_BODY, pieces: int = 3) -> bytes:
     chunks = [body[i : i + size] for i in range(0, len(body), size)]
     encoded = b"".join(b"%x\r\n%s\r\n" % (len(c), c) for c in chunks)
     return b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + encoded + b"0\r\n\r\n"
+
+
+def raw_deflate(body: bytes) -> bytes:
+    """Deflate without zlib's wrapper, as some servers send ``Content-Encoding: deflate``."""
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(body) + compressor.flush()
 
 
 @dataclass(frozen=True)
@@ -176,9 +183,19 @@ async def send(c: InitializeClient) -> Initialized:
             Step(answer(gzip.compress(OK_BODY), extra=b"Content-Encoding: gzip\r\n")), id="gzip"
         ),
         pytest.param(
+            Step(answer(zlib.compress(OK_BODY), extra=b"Content-Encoding: deflate\r\n")),
+            id="deflate",
+        ),
+        pytest.param(
+            Step(answer(raw_deflate(OK_BODY), extra=b"Content-Encoding: deflate\r\n")),
+            id="raw-deflate",
+        ),
+        pytest.param(Step(answer(extra=b"Content-Encoding: identity\r\n")), id="identity"),
+        pytest.param(
             Step(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + OK_BODY, then="close"),
             id="read-until-close",
         ),
+        pytest.param(Step(b"HTTP/1.1 100 Continue\r\n\r\n" + answer()), id="after-100-continue"),
     ],
 )
 async def test_answer_framings(step: Step) -> None:
@@ -259,6 +276,31 @@ async def test_the_resend_happens_only_once() -> None:
         pytest.param(Step(answer()[:30], then="close"), TransportError, id="close-mid-headers"),
         pytest.param(Step(b"SSH-2.0-OpenSSH\r\n\r\n"), BadResponse, id="not-http"),
         pytest.param(Step(b"HTTP/1.1 200 OK\r\nbad header\r\n\r\n"), BadResponse, id="bad-header"),
+        pytest.param(
+            Step(answer(b"\x1f\x8b not gzip", extra=b"Content-Encoding: gzip\r\n")),
+            BadResponse,
+            id="corrupt-gzip",
+        ),
+        pytest.param(
+            Step(answer(gzip.compress(OK_BODY)[:-12], extra=b"Content-Encoding: gzip\r\n")),
+            BadResponse,
+            id="truncated-gzip",
+        ),
+        pytest.param(
+            Step(answer(gzip.compress(bytes(8 << 20)), extra=b"Content-Encoding: gzip\r\n")),
+            BadResponse,
+            id="gzip-bomb",
+        ),
+        pytest.param(
+            Step(answer(OK_BODY, extra=b"Content-Encoding: br\r\n")),
+            BadResponse,
+            id="unsupported-encoding",
+        ),
+        pytest.param(
+            Step(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n"),
+            BadResponse,
+            id="upgrade",
+        ),
         pytest.param(Step(then="hang"), RequestTimeout, id="hang"),
         pytest.param(Step(answer()[:-10]), RequestTimeout, id="hang-mid-body"),
     ],
@@ -269,6 +311,23 @@ async def test_broken_answers_raise_one_api_error(step: Step, error: type[ApiErr
         with pytest.raises(error):
             await send(c)
         assert (await send(c)).media_id == "0"  # the client recovers on a new connection
+
+
+async def test_header_names_are_read_in_any_case() -> None:
+    limits = b"X-Rate-Limit-Limit: 10\r\nX-RATE-LIMIT-REMAINING: 9\r\nx-rate-limit-reset: 99\r\n"
+    head = b"HTTP/1.1 200 OK\r\n%sContent-Length: %d\r\n\r\n" % (limits, len(OK_BODY))
+    async with scripted_server(Step(head + OK_BODY)) as (port, _), client(port) as c:
+        rate = (await c.initialize(REQUEST, authorization=AUTH)).rate
+    assert (rate.limit, rate.remaining, rate.reset_at) == (10, 9, 99.0)
+
+
+async def test_bytes_past_the_answer_drop_the_connection_not_the_answer() -> None:
+    # Two answers to one request: the first is this request's; the connection's framing is
+    # lost, so the next request goes on a new connection.
+    async with scripted_server(Step(answer() + answer())) as (port, script), client(port) as c:
+        assert (await send(c)).media_id == "42"
+        assert (await send(c)).media_id == "0"
+    assert script.connections == 2
 
 
 async def test_every_request_in_flight_gets_its_own_deadline() -> None:
