@@ -370,12 +370,9 @@ class InitializeClient:
 
 def answer_from(raw: RawAnswer) -> Answer:
     """Classify a complete HTTP answer."""
-    return Answer(
-        http_status=raw.status,
-        result=classify(raw.status, raw.body),
-        rate=parse_rate_limit(raw.headers),
-        sent=raw.sent,
-    )
+    status = raw.status
+    # By position: keywords cost a NamedTuple about 0.5 µs more, once per answer.
+    return Answer(status, classify(status, raw.body), parse_rate_limit(raw.headers), raw.sent)
 
 
 __all__ = [

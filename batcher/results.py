@@ -86,7 +86,7 @@ def ok_record(
 ) -> Record:
     """The line for a row that got a media id; ``expires_at`` counts from the send time."""
     # Built once per row: one literal, not the helpers the rarer lines share.
-    expires = answer.expires_after_secs
+    expires, request = answer.expires_after_secs, item.request
     record: Record = {
         "key": item.key,
         "row": item.row,
@@ -97,8 +97,14 @@ def ok_record(
         "media_key": answer.media_key,
         "expires_after_secs": expires,
         "expires_at": None if expires is None else rfc3339_utc(sent_at + expires),
+        # The request's fields, as InitializeRequest.to_body() gives them, without its
+        # call and dict (the optional ones below): this line is built for every row.
+        "media_type": request.media_type,
+        "media_category": request.media_category,
+        "total_bytes": request.total_bytes,
     }
-    record.update(item.request.to_body())
+    if request.additional_owners or request.shared is not None:
+        record.update(request.to_body())
     record["attempts"] = attempts
     record["http_status"] = http_status
     if answer.warnings:

@@ -252,3 +252,22 @@ async def test_ten_thousand_rows_match_the_simulator_one_to_one(tmp_path: Path) 
     assert stats.requests == 10_000
     for record in records:
         assert issued[record["media_id"]].body["total_bytes"] == record["total_bytes"]
+
+
+async def test_ok_line_carries_the_optional_request_fields(tmp_path: Path) -> None:
+    manifest = tmp_path / "owners.csv"
+    manifest.write_text(
+        "key,media_type,media_category,total_bytes,additional_owners,shared\n"
+        "plain,image/png,tweet_image,10,,\n"
+        "owned,image/png,tweet_image,11,12;34,true\n"
+    )
+    async with serving() as server:
+        await run_manifest(server, manifest, tmp_path / "out.jsonl")
+    records = latest_by_key(read_results(tmp_path / "out.jsonl"))
+    assert records["owned"]["status"] == "ok"
+    assert records["owned"]["additional_owners"] == ["12", "34"]
+    assert records["owned"]["shared"] is True
+    assert records["owned"]["total_bytes"] == 11
+    assert records["plain"]["status"] == "ok"
+    assert "additional_owners" not in records["plain"]
+    assert "shared" not in records["plain"]

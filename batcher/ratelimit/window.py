@@ -155,9 +155,9 @@ class WindowGate:
 
     def count(self, now: float) -> None:
         """One request was admitted at ``now`` (by this gate or a composite holding it)."""
-        free = None if self.remaining is None else self.remaining - self.in_flight
-        if self._tick_probes and free is not None and free <= len(self._tick_probes):
-            self._tick_probes.pop(0)
+        probes = self._tick_probes
+        if probes and self.remaining is not None and self.remaining - self.in_flight <= len(probes):
+            probes.pop(0)
         self.in_flight += 1
         self._sent.append(now)
         self._adaptive.count(now)
@@ -184,7 +184,8 @@ class WindowGate:
             self._close_after_429(rate, now)
         elif rate is not None:
             self._penalty_s = MIN_CLOSED_S
-            self._adaptive.speed_up()
+            if self._adaptive.pacer is not None:  # paced: headerless answers, 429s
+                self._adaptive.speed_up()
 
     def _opens_at(self, reset_at: float) -> float:
         return self.server_clock.opens_at(reset_at, self._margin_s)
