@@ -13,6 +13,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Final, NoReturn
 
 from batcher.contract import MEDIA_CATEGORIES, MEDIA_TYPES, TOTAL_BYTES_MAX, USER_ID_PATTERN
@@ -218,8 +219,9 @@ def _build_request(
         )
     else:
         media_type, total_bytes = _type_and_size_declared(record, declared_type, declared_size)
-    category = _category(media_type, declared_category, default_category)
-    _check_size(total_bytes, category, media_type)
+    category, size_limit = _category_and_limit(media_type, declared_category, default_category)
+    if total_bytes > size_limit:
+        _reject_too_large(total_bytes, category, media_type, size_limit)
     return InitializeRequest(media_type, category, total_bytes, owners, shared)
 
 
@@ -323,8 +325,14 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _category(media_type: str, declared: str | None, default: str | None) -> str:
-    """The row's category, else the run's default, else the type's usual one; must fit."""
+# A manifest repeats a handful of types and categories over and over: each combination is
+# checked once (a bad one raises, which is not cached, so it is reported for every row).
+@lru_cache(maxsize=256)
+def _category_and_limit(
+    media_type: str, declared: str | None, default: str | None
+) -> tuple[str, int]:
+    """The row's category, else the run's default, else the type's usual one (it must fit),
+    and the most bytes that category takes."""
     category = declared or default or infer_category(media_type)
     allowed = categories_for(media_type)
     if category is None:
@@ -340,18 +348,16 @@ def _category(media_type: str, declared: str | None, default: str | None) -> str
             f"media_category {category}{source} does not fit {media_type}; "
             f"use {' or '.join(sorted(allowed))}",
         )
-    return category
+    return category, min(CATEGORY_SIZE_LIMITS.get(category, TOTAL_BYTES_MAX), TOTAL_BYTES_MAX)
 
 
-def _check_size(total_bytes: int, category: str, media_type: str) -> None:
+def _reject_too_large(total_bytes: int, category: str, media_type: str, limit: int) -> NoReturn:
     """Refuse what the category's limit (and the API's own bound) would refuse."""
-    limit = min(CATEGORY_SIZE_LIMITS.get(category, TOTAL_BYTES_MAX), TOTAL_BYTES_MAX)
-    if total_bytes > limit:
-        _reject(
-            TOO_LARGE,
-            f"the media is {_size(total_bytes)} but {category} allows {_size(limit)}; "
-            + _shrink_hint(category, media_type),
-        )
+    _reject(
+        TOO_LARGE,
+        f"the media is {_size(total_bytes)} but {category} allows {_size(limit)}; "
+        + _shrink_hint(category, media_type),
+    )
 
 
 def _shrink_hint(category: str, media_type: str) -> str:
@@ -379,6 +385,15 @@ def _declared_media_type(value: object) -> str | None:
     """A declared media type, normalised to lower case; empty means not declared."""
     if value is None:
         return None
+    return _media_type_text(value) if type(value) is str else _media_type_value(value)
+
+
+@lru_cache(maxsize=256)
+def _media_type_text(value: str) -> str | None:
+    return _media_type_value(value)
+
+
+def _media_type_value(value: object) -> str | None:
     text = value.strip().lower() if isinstance(value, str) else None
     if text == "":
         return None
@@ -397,6 +412,15 @@ def _declared_category(value: object) -> str | None:
     """A declared media category, lower-cased; empty means not declared."""
     if value is None:
         return None
+    return _category_text(value) if type(value) is str else _category_value(value)
+
+
+@lru_cache(maxsize=256)
+def _category_text(value: str) -> str | None:
+    return _category_value(value)
+
+
+def _category_value(value: object) -> str | None:
     text = value.strip().lower() if isinstance(value, str) else None
     if text == "":
         return None

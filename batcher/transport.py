@@ -260,23 +260,19 @@ class Connection(asyncio.Protocol):
         return True
 
     def _finish(self, *, keep_alive: bool) -> None:
-        headers = self._headers
-        try:
-            body = _decoded(self._whole_body(), headers.get(b"content-encoding"))
-        except BadHttpMessage as exc:
-            self._fail(exc)
-            return
+        headers, chunks = self._headers, self._body
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if self._body_size > MAX_BODY_BYTES or b"content-encoding" in headers:
+            try:
+                body = _decoded(self._body_size, body, headers.get(b"content-encoding"))
+            except BadHttpMessage as exc:
+                self._fail(exc)
+                return
         if not keep_alive:
             self._close()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(RawAnswer(self._parser.get_status_code(), headers, body))
-
-    def _whole_body(self) -> bytes:
-        if self._body_size > MAX_BODY_BYTES:
-            raise AnswerTooLarge(f"answer body larger than {MAX_BODY_BYTES} bytes")
-        body = self._body
-        return body[0] if len(body) == 1 else b"".join(body)
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self._waiter
@@ -309,8 +305,11 @@ def _ends_at_close(status: int, headers: Mapping[bytes, bytes]) -> bool:
     return coding != b"chunked"
 
 
-def _decoded(body: bytes, coding: bytes | None) -> bytes:
-    """The body without its ``Content-Encoding`` (gzip and deflate; others are refused)."""
+def _decoded(size: int, body: bytes, coding: bytes | None) -> bytes:
+    """The body (``size`` bytes received) without its ``Content-Encoding``: gzip and deflate
+    are inflated, others are refused, and so is a body past ``MAX_BODY_BYTES``."""
+    if size > MAX_BODY_BYTES:
+        raise AnswerTooLarge(f"answer body larger than {MAX_BODY_BYTES} bytes")
     if coding is None or not body:
         return body
     coding = coding.strip().lower()

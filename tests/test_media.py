@@ -10,6 +10,7 @@ import struct
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -569,3 +570,32 @@ def test_absurd_cell_is_cut_short_in_the_message(tmp_path: Path) -> None:
     )
     assert isinstance(row, InvalidRow)
     assert len(row.error.detail) < 1000
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"media_type": "text/plain"}, id="bad-type"),
+        pytest.param({"media_category": "tweet_pic"}, id="bad-category"),
+        pytest.param({"media_category": "amplify_video"}, id="category-misfit"),
+        pytest.param({"total_bytes": 6 * 1024 * 1024}, id="too-large"),
+    ],
+)
+def test_a_repeated_bad_value_is_refused_on_every_row(
+    tmp_path: Path, fields: dict[str, Any]
+) -> None:
+    # Checks of types and categories are remembered per value: a refusal must not be.
+    good: dict[str, Any] = {
+        "media_type": "image/png",
+        "media_category": "tweet_image",
+        "total_bytes": 10,
+    }
+    outcomes = [
+        inspect_record(ManifestRecord(row=row, key=f"k{row}", **(good | fields)), base_dir=tmp_path)
+        for row in (1, 2, 3)
+    ]
+    assert all(isinstance(outcome, InvalidRow) for outcome in outcomes)
+    assert [outcome.row for outcome in outcomes] == [1, 2, 3]
+    fine = inspect_record(ManifestRecord(row=4, key="k4", **good), base_dir=tmp_path)
+    assert isinstance(fine, WorkItem)
+    assert (fine.request.media_type, fine.request.media_category) == ("image/png", "tweet_image")
