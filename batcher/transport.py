@@ -56,6 +56,8 @@ from httptools import HttpParserError, HttpResponseParser
 DEFAULT_KEEPALIVE_S: Final = 15.0
 # An initialize answer is well under 1 KiB: a body past this is refused, not buffered.
 MAX_BODY_BYTES: Final = 512 * 1024
+# llhttp bounds no header's size: an answer still without its whole head past this is refused.
+MAX_HEAD_BYTES: Final = 64 * 1024
 USER_AGENT: Final = "batcher"
 DEADLINE_SWEEP_S: Final = 0.05
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -143,7 +145,7 @@ class Connection(asyncio.Protocol):
         self._body_size = 0
         self._headed = False  # the answer's head is complete
         self._complete = False  # the whole answer is in (and handed to the waiter)
-        self._received = False
+        self._received = 0  # bytes of the current answer so far
         self.closed = False
         self.served = 0
         self.idle_since = loop.time()
@@ -191,7 +193,7 @@ class Connection(asyncio.Protocol):
         if self._waiter is None or self._waiter.done():
             self._abort()  # bytes nobody asked for: the connection's framing is lost
             return
-        self._received = True
+        self._received += len(data)
         try:
             self._parser.feed_data(data)  # a complete answer is handed over from inside
         except HttpParserError as exc:  # the upgrade signal included: we asked for none
@@ -199,6 +201,8 @@ class Connection(asyncio.Protocol):
             return
         if self._body_size > MAX_BODY_BYTES:
             self._fail(AnswerTooLarge(f"answer body larger than {MAX_BODY_BYTES} bytes"))
+        elif not self._headed and self._received > MAX_HEAD_BYTES:
+            self._fail(AnswerTooLarge(f"answer head larger than {MAX_HEAD_BYTES} bytes"))
 
     def eof_received(self) -> bool | None:
         """The peer closed its side: let the transport close; :meth:`connection_lost` follows."""
@@ -236,7 +240,8 @@ class Connection(asyncio.Protocol):
             raise ConnectionResetError("the connection is closed")
         waiter: asyncio.Future[RawAnswer] = self._loop.create_future()
         self._waiter = waiter
-        self._received = self._headed = self._complete = False
+        self._received = 0
+        self._headed = self._complete = False
         self.deadline = deadline
         transport.write(request)
         try:

@@ -374,6 +374,14 @@ async def test_an_oversized_answer_is_refused() -> None:
             await send(c)
 
 
+async def test_an_endless_head_is_refused() -> None:
+    # llhttp bounds no header's size: the connection does, long before memory runs short.
+    endless = b"HTTP/1.1 200 OK\r\n" + b"x-padding: %s\r\n" % (b"y" * 1000) * 200
+    async with scripted_server(Step(endless, then="hang")) as (port, _), client(port) as c:
+        with pytest.raises(BadResponse, match="head larger"):
+            await send(c)
+
+
 async def test_refused_connection_is_a_transport_error() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
