@@ -60,6 +60,11 @@ class BearerToken:
     """A fixed OAuth 2.0 user access token (it cannot renew itself)."""
 
     token: str = field(repr=False)
+    # Built once: asked for every request, and the client keys its request heads by it.
+    _header: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_header", f"Bearer {self.token}")
 
     def __repr__(self) -> str:
         return f"BearerToken({REDACTED})"
@@ -67,7 +72,7 @@ class BearerToken:
     @property
     def fixed_authorization(self) -> str:
         """``Bearer <token>``, the same for every request."""
-        return f"Bearer {self.token}"
+        return self._header
 
     async def authorization(self, method: str, url: str) -> str:
         """``Bearer <token>``."""
