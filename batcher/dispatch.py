@@ -124,14 +124,16 @@ class Dispatcher:
 
     def put_nowait(self, pending: Pending) -> bool | None:
         """:meth:`put` without waiting: None (and nothing done) while the queue is full."""
-        if not self._accepts(pending.account):
+        account = pending.account
+        if self._stopped or account in self._stopped_accounts:  # _accepts, once per row
             self.dropped += 1
             return False
-        queue = self._queues[pending.account]
+        queue = self._queues[account]
         if len(queue) >= self._buffer:
             return None
         queue.append(pending)
-        self._hand_out()
+        if self._waiters:
+            self._hand_out()
         return True
 
     def put_back(self, pending: Pending) -> None:

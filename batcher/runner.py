@@ -180,6 +180,8 @@ class Job:
         self.stopped_accounts: list[str] = []
         self.run_id = uuid.uuid4().hex[:12]
         self._accounts = accounts
+        # By the resolved name a Pending carries: one dict lookup per attempt.
+        self._account_named = {name: accounts.get(name) for name in accounts.names}
         self._client_config = client_config
         # OAuth 1.0a signs the full request URL.
         self._url = client_config.base_url.rstrip("/") + INITIALIZE_PATH
@@ -356,11 +358,12 @@ class Job:
                     except anyio.WouldBlock:
                         await records.send(record)
                     self._dispatcher.done()
-                    self._check_failure_rate()
+                    if self.config.max_failure_rate is not None:
+                        self._check_failure_rate()
 
     async def _attempt_row(self, client: InitializeClient, pending: Pending) -> Record | None:
         """Send the row once; return its line, or None when it was queued again."""
-        account = self._accounts.get(pending.item.account)
+        account = self._account_named[pending.account]
         assert account is not None
         try:
             attempt = await self._send(client, account, pending)

@@ -326,6 +326,8 @@ def _decoded(size: int, body: bytes, coding: bytes | None) -> bytes:
         # RFC 9110 means zlib-wrapped; some servers send raw deflate. Try both.
         try:
             return _inflate(body, wbits=zlib.MAX_WBITS)
+        except AnswerTooLarge:
+            raise
         except BadHttpMessage:
             return _inflate(body, wbits=-zlib.MAX_WBITS)
     raise BadHttpMessage(f"unsupported Content-Encoding {coding.decode('latin-1')!r}")
@@ -404,10 +406,20 @@ class ConnectionPool:
             self._free -= 1  # no await: a free slot costs nothing (asyncio.Semaphore did)
         else:
             await self._wait_for_slot()
+        # Every request passes here: the usual cases are written out rather than called.
         try:
-            deadline = self._loop.time() + timeout_s
-            connection = self._checkout() or await self._connect(deadline)
-            self._watch_deadlines()
+            now = self._loop.time()
+            deadline = now + timeout_s
+            idle = self._idle
+            connection = idle.pop() if idle else None
+            if (
+                connection is None
+                or connection.closed
+                or connection.idle_since < now - self._keepalive_s
+            ):
+                connection = await self._another_connection(connection, deadline)
+            if self._sweep_handle is None:
+                self._watch_deadlines()
             try:
                 return await connection.exchange(data, deadline)
             except StaleConnection:
@@ -418,9 +430,15 @@ class ConnectionPool:
                 answer = await connection.exchange(data, deadline)
                 return RawAnswer(answer.status, answer.headers, answer.body, sent=2)
             finally:
-                self._checkin(connection)
+                if connection.closed:
+                    self._connections.discard(connection)
+                else:
+                    idle.append(connection)
         finally:
-            self._release_slot()
+            if self._slot_waiters:
+                self._release_slot()
+            else:
+                self._free += 1
 
     async def _wait_for_slot(self) -> None:
         """Wait in line until a finishing request hands over its slot."""
@@ -456,20 +474,17 @@ class ConnectionPool:
             self._loop.call_later(DEADLINE_SWEEP_S, self._sweep) if waiting else None
         )
 
-    def _checkout(self) -> Connection | None:
+    async def _another_connection(self, unusable: Connection | None, deadline: float) -> Connection:
+        """Drop ``unusable`` (the last idle one, if any); take a usable idle one or connect."""
+        if unusable is not None:
+            self._discard(unusable)
         idle, oldest_usable = self._idle, self._loop.time() - self._keepalive_s
         while idle:
             connection = idle.pop()
             if not connection.closed and connection.idle_since >= oldest_usable:
                 return connection
             self._discard(connection)
-        return None
-
-    def _checkin(self, connection: Connection) -> None:
-        if connection.closed:
-            self._connections.discard(connection)
-        else:
-            self._idle.append(connection)
+        return await self._connect(deadline)
 
     def _discard(self, connection: Connection) -> None:
         connection.close()
