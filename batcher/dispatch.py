@@ -41,7 +41,7 @@ class Admission(Protocol):
     ) -> None: ...
 
 
-@dataclass(slots=True, kw_only=True)
+@dataclass(slots=True)
 class Pending:
     """A row on its way: the work and what has happened to it so far."""
 

@@ -180,7 +180,10 @@ class Job:
         self.stopped_accounts: list[str] = []
         self.run_id = uuid.uuid4().hex[:12]
         self._accounts = accounts
-        # By the resolved name a Pending carries: one dict lookup per attempt.
+        # Dict lookups, not AccountSet.get calls, on the way of every row: a row's account
+        # column (None: the default) to the account's name, and that name to the account.
+        self._account_name: dict[str | None, str] = {None: accounts.default.name}
+        self._account_name.update((name, name) for name in accounts.names)
         self._account_named = {name: accounts.get(name) for name in accounts.names}
         self._client_config = client_config
         # OAuth 1.0a signs the full request URL.
@@ -311,7 +314,8 @@ class Job:
                             break
                         if isinstance(outcome, WorkItem):
                             # Most rows find room at once: no coroutine of put for them.
-                            pending = self._pending(outcome)
+                            # Triage let through known accounts only, so the name is there.
+                            pending = Pending(outcome, self._account_name[outcome.account])
                             if self._dispatcher.put_nowait(pending) is None:
                                 await self._dispatcher.put(pending)
                         else:
@@ -332,11 +336,6 @@ class Job:
     def _triage_batch(rows: Iterator[ManifestRecord], triage: Triage, size: int) -> list[Triaged]:
         """Read and triage the next rows in a worker thread (file I/O would block the loop)."""
         return [triage(record) for record in islice(rows, size)]
-
-    def _pending(self, item: WorkItem) -> Pending:
-        account = self._accounts.get(item.account)
-        assert account is not None  # triage turned unknown accounts into invalid rows
-        return Pending(item=item, account=account.name)
 
     async def _record_unsent(self, outcome: InvalidRow | Skip, records: RecordSink) -> None:
         """A row that gets no request: its invalid line, or a count of rows skipped."""

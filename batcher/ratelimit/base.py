@@ -49,25 +49,25 @@ class Gate(Protocol):
 class WaitMeter:
     """Wall time from a first timed refusal to the next admission (one pause, once)."""
 
-    __slots__ = ("_refused_since", "waited_s")
+    __slots__ = ("refused_since", "waited_s")
 
     waited_s: float
-    _refused_since: float | None
+    refused_since: float | None  # None: no pause in progress (admit() need not be called)
 
     def __init__(self) -> None:
         self.waited_s = 0.0
-        self._refused_since = None
+        self.refused_since = None
 
     def __repr__(self) -> str:
-        return f"<WaitMeter waited_s={self.waited_s:.3f} refused_since={self._refused_since}>"
+        return f"<WaitMeter waited_s={self.waited_s:.3f} refused_since={self.refused_since}>"
 
     def refused(self, delay: float, now: float) -> None:
         """A request was refused for ``delay`` seconds (``math.inf``: not a timed pause)."""
-        if self._refused_since is None and not math.isinf(delay):
-            self._refused_since = now
+        if self.refused_since is None and not math.isinf(delay):
+            self.refused_since = now
 
     def admitted(self, now: float) -> None:
         """A request was admitted at ``now``: a pause in progress ends."""
-        if self._refused_since is not None:
-            self.waited_s += max(0.0, now - self._refused_since)
-            self._refused_since = None
+        if self.refused_since is not None:
+            self.waited_s += max(0.0, now - self.refused_since)
+            self.refused_since = None

@@ -95,7 +95,8 @@ class AccountGate:
             delay = max(d for d in (window, app, pace) if d is not None)
             self._meter.refused(delay, now)
             return delay
-        self._meter.admitted(now)
+        if self._meter.refused_since is not None:  # usually no pause to end: no call
+            self._meter.admitted(now)
         self.window.count(now)
         if self.app is not None:
             self.app.count(now)
