@@ -96,6 +96,11 @@ class Answer(NamedTuple):
     sent: int = 1
 
 
+# The per-answer NamedTuples are built with tuple.__new__ and every field in order: their
+# generated __new__ is a Python function (0.3 µs for RateLimitInfo's eight fields, against
+# 0.1 µs), and four of them are built for every answer.
+_new_tuple: Final = tuple.__new__
+
 _LIMIT: Final = b"x-rate-limit-limit"
 _REMAINING: Final = b"x-rate-limit-remaining"
 _RESET: Final = b"x-rate-limit-reset"
@@ -117,18 +122,22 @@ def parse_rate_limit(headers: Mapping[bytes, bytes]) -> RateLimitInfo:
     date, limit, remaining, reset = get(_DATE), get(_LIMIT), get(_REMAINING), get(_RESET)
     retry_after, app_limit = get(_RETRY_AFTER), get(_APP_LIMIT)
     app_remaining, app_reset = get(_APP_REMAINING), get(_APP_RESET)
-    # Every answer passes here: plain digits (what X sends) are converted without a call.
-    return RateLimitInfo(
-        int(limit) if limit is not None and limit.isdigit() else _int_or_none(limit),
-        int(remaining)
-        if remaining is not None and remaining.isdigit()
-        else _int_or_none(remaining),
-        float(reset) if reset is not None and reset.isdigit() else _float_or_none(reset),
-        None if retry_after is None else _float_or_none(retry_after),
-        None if date is None else _http_date_s(date),
-        None if app_limit is None else _int_or_none(app_limit),
-        None if app_remaining is None else _int_or_none(app_remaining),
-        None if app_reset is None else _float_or_none(app_reset),
+    # Every answer passes here: plain digits (what X sends) are converted without a call,
+    # and the tuple is built without NamedTuple's __new__ (see _new_tuple).
+    return _new_tuple(
+        RateLimitInfo,
+        (
+            int(limit) if limit is not None and limit.isdigit() else _int_or_none(limit),
+            int(remaining)
+            if remaining is not None and remaining.isdigit()
+            else _int_or_none(remaining),
+            float(reset) if reset is not None and reset.isdigit() else _float_or_none(reset),
+            None if retry_after is None else _float_or_none(retry_after),
+            None if date is None else _http_date_s(date),
+            None if app_limit is None else _int_or_none(app_limit),
+            None if app_remaining is None else _int_or_none(app_remaining),
+            None if app_reset is None else _float_or_none(app_reset),
+        ),
     )
 
 
@@ -177,11 +186,14 @@ def _success_or_error(http_status: int, document: object, body: bytes) -> Initia
     if isinstance(data, dict) and isinstance(media_id, str) and media_id:
         media_key = data.get("media_key")
         expires = data.get("expires_after_secs")
-        return Initialized(  # by position: one per row
-            media_id,
-            media_key if isinstance(media_key, str) else None,
-            expires if type(expires) is int else None,
-            _problem_list(fields) if "errors" in fields else (),
+        return _new_tuple(
+            Initialized,
+            (
+                media_id,
+                media_key if isinstance(media_key, str) else None,
+                expires if type(expires) is int else None,
+                _problem_list(fields) if "errors" in fields else (),
+            ),
         )
     problems = _problem_list(document)
     if problems:
@@ -371,8 +383,9 @@ class InitializeClient:
 def answer_from(raw: RawAnswer) -> Answer:
     """Classify a complete HTTP answer."""
     status = raw.status
-    # By position: keywords cost a NamedTuple about 0.5 µs more, once per answer.
-    return Answer(status, classify(status, raw.body), parse_rate_limit(raw.headers), raw.sent)
+    return _new_tuple(
+        Answer, (status, classify(status, raw.body), parse_rate_limit(raw.headers), raw.sent)
+    )
 
 
 __all__ = [

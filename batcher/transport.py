@@ -277,7 +277,9 @@ class Connection(asyncio.Protocol):
             self._close()
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_result(RawAnswer(self._parser.get_status_code(), headers, body))
+            # tuple.__new__: NamedTuple's own __new__ is a Python call (see batcher.api).
+            answer = tuple.__new__(RawAnswer, (self._parser.get_status_code(), headers, body, 1))
+            waiter.set_result(answer)
 
     def _fail(self, exc: BaseException) -> None:
         waiter = self._waiter
