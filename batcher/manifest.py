@@ -565,8 +565,11 @@ class _CsvHeader:
         meta = EMPTY_META
         if self._meta:
             meta = MappingProxyType({name: values[position] for position, name in self._meta})
-        return ManifestRecord(
-            row, path, key, media_type, category, size, owners, shared, account, meta, problem
+        # tuple.__new__, every field in order: NamedTuple's own __new__ is a Python call,
+        # three times slower for these eleven fields.
+        return tuple.__new__(
+            ManifestRecord,
+            (row, path, key, media_type, category, size, owners, shared, account, meta, problem),
         )
 
 

@@ -177,8 +177,9 @@ def inspect_record(
         request = _build_request(record, os.fspath(base_dir), default_category)
     except _Invalid as invalid:
         return _invalid_row(record, invalid)
-    return WorkItem(
-        record.row, record_key(record) or "", record.path, record.account, request, record.meta
+    return tuple.__new__(  # as in _build_request
+        WorkItem,
+        (record.row, record_key(record) or "", record.path, record.account, request, record.meta),
     )
 
 
@@ -222,7 +223,8 @@ def _build_request(
     category, size_limit = _category_and_limit(media_type, declared_category, default_category)
     if total_bytes > size_limit:
         _reject_too_large(total_bytes, category, media_type, size_limit)
-    return InitializeRequest(media_type, category, total_bytes, owners, shared)
+    # tuple.__new__, every field in order: NamedTuple's own __new__ is a Python call.
+    return tuple.__new__(InitializeRequest, (media_type, category, total_bytes, owners, shared))
 
 
 def _type_and_size_declared(
