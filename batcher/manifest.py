@@ -20,7 +20,7 @@ from itertools import chain
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, BinaryIO, Final, Generic, TypeVar
+from typing import Any, BinaryIO, Final, Generic, TypeVar, cast
 
 import orjson
 
@@ -482,7 +482,8 @@ def _csv_rows(lines: Lines) -> Iterator[_CsvRow]:
             continue
         problem = issues[0] if issues else None
         issues.clear()
-        if _is_blank_row(cells):
+        first = cells[0] if cells else ""
+        if not (first and not first.isspace()) and _is_blank_row(cells):  # mostly decided here
             continue
         if header is None:
             header = _CsvHeader(cells)
@@ -558,18 +559,33 @@ class _CsvHeader:
         if width > self._width:
             problem = problem or f"row has {width} cells but the header has {self._width}"
             del cells[self._width :]
-        values: list[str | None] = [cell or None for cell in cells]
+        values = cast(list[str | None], cells)  # padded with None for missing columns
         values.extend([None] * (self._width + 1 - len(values)))
-        # Built for every row: the known columns picked in C, the fields given by position.
+        # Built for every row: the known columns picked in C, empty cells made None one by
+        # one (no comprehension over the row), the fields given by position.
         path, key, media_type, category, size, owners, shared, account = self._pick(values)
         meta = EMPTY_META
         if self._meta:
-            meta = MappingProxyType({name: values[position] for position, name in self._meta})
+            meta = MappingProxyType(
+                {name: values[position] or None for position, name in self._meta}
+            )
         # tuple.__new__, every field in order: NamedTuple's own __new__ is a Python call,
         # three times slower for these eleven fields.
         return tuple.__new__(
             ManifestRecord,
-            (row, path, key, media_type, category, size, owners, shared, account, meta, problem),
+            (
+                row,
+                path or None,
+                key or None,
+                media_type or None,
+                category or None,
+                size or None,
+                owners or None,
+                shared or None,
+                account or None,
+                meta,
+                problem,
+            ),
         )
 
 
