@@ -125,7 +125,7 @@ class Dispatcher:
     def put_nowait(self, pending: Pending) -> bool | None:
         """:meth:`put` without waiting: None (and nothing done) while the queue is full."""
         account = pending.account
-        if self._stopped or account in self._stopped_accounts:  # _accepts, once per row
+        if self._stopped or account in self._stopped_accounts:  # _accepts(), written out
             self.dropped += 1
             return False
         queue = self._queues[account]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from batcher.api import RateLimitInfo, parse_rate_limit
 from batcher.ratelimit import (
     DEFAULT_RESET_MARGIN_S,
     AccountGate,
+    AppGate,
     AppLimitInfo,
     Gate,
     Pacer,
@@ -17,6 +21,7 @@ from batcher.ratelimit import (
     app_limit_of,
     build_gates,
 )
+from batcher.ratelimit.clock import ServerClock
 from tests.helpers import FakeClock
 
 NOW = 1_000_000.0
@@ -248,3 +253,91 @@ def test_max_rate_paces_evenly_without_an_initial_burst() -> None:
     assert gate.admit() is None
     clock.now += 60  # idle for long: still no burst
     assert admitted(gate, 2) == [True, False]
+
+
+class _WindowWithoutShortcut(WindowGate):
+    """The reference: every admission takes the whole decision (delay, then count)."""
+
+    def admit_steady(self, now: float) -> bool:
+        return False
+
+
+def _gate_pair(clock: FakeClock, daily_limit: int | None) -> tuple[AccountGate, AccountGate]:
+    def gate(window_type: type[WindowGate]) -> AccountGate:
+        server_clock = ServerClock()
+        window = window_type("a", clock=clock, server_clock=server_clock)
+        app = AppGate(daily_limit=daily_limit, server_clock=server_clock)
+        return AccountGate(window, app=app, clock=clock)
+
+    return gate(WindowGate), gate(_WindowWithoutShortcut)
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("wait"), st.floats(min_value=0.0, max_value=3.0)),
+        st.tuples(st.just("admit"), st.none()),
+        st.tuples(st.just("admit"), st.none()),
+        st.tuples(
+            st.just("answer"),
+            st.tuples(
+                st.integers(min_value=0, max_value=100),  # remaining, of 100
+                st.integers(min_value=0, max_value=4),  # reset, whole seconds ahead
+                st.sampled_from(["ok", "ok", "ok", "429", "bare-429", "no-headers", "no-answer"]),
+            ),
+        ),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(steps=_STEPS, daily_limit=st.sampled_from([None, 5, 400]))
+@example(  # a 429 without headers closes the gate while the window has room
+    steps=[
+        ("admit", None),
+        ("answer", (90, 3, "ok")),
+        ("admit", None),
+        ("answer", (0, 0, "bare-429")),
+        ("admit", None),
+    ],
+    daily_limit=None,
+)
+@example(  # the window's reset passes: the next request opens a new one
+    steps=[("admit", None), ("answer", (90, 1, "ok")), ("wait", 1.5), ("admit", None)],
+    daily_limit=None,
+)
+def test_the_steady_shortcut_decides_as_the_whole_gate_does(
+    steps: list[tuple[str, Any]], daily_limit: int | None
+) -> None:
+    clock = FakeClock(NOW)
+    fast, reference = _gate_pair(clock, daily_limit)
+    for kind, value in steps:
+        if kind == "wait":
+            clock.now += value
+        elif kind == "admit":
+            assert fast.admit() == reference.admit()
+        elif fast.in_flight > 0:
+            remaining, reset_in, outcome = value
+            rate = None
+            if outcome in ("ok", "429"):
+                reset_at = float(math.floor(clock.now) + reset_in)
+                rate = RateLimitInfo(100, remaining, reset_at, None, float(math.floor(clock.now)))
+            elif outcome in ("no-headers", "bare-429"):
+                rate = RateLimitInfo()
+            for gate in (fast, reference):
+                gate.release(rate, rate_limited=outcome.endswith("429"))
+        assert _state(fast) == _state(reference)
+
+
+def _state(gate: AccountGate) -> tuple[object, ...]:
+    window, app = gate.window, gate.app
+    assert app is not None
+    return (
+        window.in_flight,
+        window.remaining,
+        window.reset_at,
+        window.limit,
+        app.in_flight,
+        app.remaining,
+        app.reset_at,
+    )

@@ -90,6 +90,11 @@ class AppGate:
             return math.inf
         return self._opens_at(self.reset_at) - now
 
+    def unbounded(self, now: float) -> bool:
+        """True when no cap is known and nothing is closed: :meth:`delay` is None and
+        :meth:`count` only counts the request in flight."""
+        return self.remaining is None and self.limit is None and self._closed_until <= now
+
     def count(self, now: float) -> None:
         """One request was admitted at ``now``."""
         self.in_flight += 1

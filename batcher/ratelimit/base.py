@@ -52,7 +52,7 @@ class WaitMeter:
     __slots__ = ("refused_since", "waited_s")
 
     waited_s: float
-    refused_since: float | None  # None: no pause in progress (admit() need not be called)
+    refused_since: float | None  # None: no pause in progress (admitted() has nothing to end)
 
     def __init__(self) -> None:
         self.waited_s = 0.0

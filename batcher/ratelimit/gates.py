@@ -87,7 +87,18 @@ class AccountGate:
     def admit(self, now: float | None = None) -> float | None:
         """Count one request in flight everywhere and return None, or the seconds to wait."""
         now = self._clock() if now is None else now
-        # Asked for every request: no containers built on the way to a yes.
+        # Asked for every request: the steady case (a window with room, no app cap known, no
+        # pace, no pause to end) first, in two calls; then the whole decision.
+        app_gate = self.app
+        if (
+            self.pacer is None
+            and self._meter.refused_since is None
+            and (app_gate is None or app_gate.unbounded(now))
+            and self.window.admit_steady(now)
+        ):
+            if app_gate is not None:
+                app_gate.count(now)
+            return None
         window = self.window.delay(now)
         app = None if self.app is None else self.app.delay(now)
         pace = None if self.pacer is None else self.pacer.delay(now)

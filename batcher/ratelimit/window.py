@@ -153,6 +153,32 @@ class WindowGate:
             return math.inf
         return max(0.0, self._opens_at(self.reset_at) - now)
 
+    def admit_steady(self, now: float) -> bool:
+        """Count one request and return True if :meth:`delay` would let it go for the plain
+        reason: a known window, more than the probe slots free, nothing closed or planned,
+        no probe, no new window due. Otherwise False, nothing counted: ask :meth:`delay`.
+
+        Every request asks: this is :meth:`delay` and :meth:`count` for that case, without
+        their calls and branches.
+        """
+        remaining, reset_at = self.remaining, self.reset_at
+        if (
+            remaining is None
+            or reset_at is None
+            or self.limit is None
+            or remaining - self.in_flight <= PROBE_SLOTS
+            or self._probe is not None
+            or self._headerless
+            or self._tick_probes
+            or self._closed_until > now
+            or now >= self.server_clock.opens_at(reset_at, self._margin_s)
+        ):
+            return False
+        self.in_flight += 1
+        self._sent.append(now)
+        self._adaptive.count(now)
+        return True
+
     def count(self, now: float) -> None:
         """One request was admitted at ``now`` (by this gate or a composite holding it)."""
         probes = self._tick_probes
