@@ -96,6 +96,7 @@ def ok_record(
         "media_id": answer.media_id,
         "media_key": answer.media_key,
         "expires_after_secs": expires,
+        # rfc3339_utc(sent_at + expires), one call fewer
         "expires_at": None if expires is None else _rfc3339_second(int(sent_at + expires)),
         # The request's fields, as InitializeRequest.to_body() gives them, without its
         # call and dict (the optional ones below): this line is built for every row.
